@@ -1,0 +1,253 @@
+//! The one configuration type: every flag, its `BASTION_*` environment variable, its default,
+//! and the validation that turns raw input into [`Settings`] before anything listens.
+//!
+//! ECS injects configuration and secrets as environment variables, so each setting is both a
+//! flag and a variable; secrets and lists accept content (`BASTION_AUTHORIZED_KEYS`) or a path
+//! (`BASTION_AUTHORIZED_KEYS_FILE`). A bad value fails start with a message that names the
+//! setting, the value (never a secret) and how to fix it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::authorized_keys::AuthorizedKeys;
+use crate::destination_policy::DestinationPolicy;
+use crate::flow::FlowLimits;
+use crate::host_key::HostKey;
+
+/// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
+///
+/// Authentication is by public key only. No shell, no commands, no file transfer, no agent,
+/// X11 or remote (-R) forwarding. Tunnels go only where BASTION_PERMIT_OPEN allows, and never
+/// to loopback, link-local (instance metadata, the ECS credentials endpoint) or multicast
+/// addresses unless a rule names them explicitly.
+#[derive(Debug, Parser)]
+#[command(name = "bastion", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exit 0 if a server on the configured listen port answers with an SSH banner (for ECS
+    /// health checks: the image has no shell).
+    Healthcheck {
+        /// How long to wait for the banner.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// Output format of logs and audit events (written to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (CloudWatch Logs Insights friendly).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Address and port to listen on; use [::]:2222 for IPv6 (dual-stack where the OS allows).
+    #[arg(long, env = "BASTION_LISTEN", default_value = "0.0.0.0:2222")]
+    pub listen: String,
+
+    /// Host private key, as OpenSSH private key text (what Secrets Manager injects). Without
+    /// this or --host-key-file an ephemeral Ed25519 key is generated (clients will see a new
+    /// host key after every restart).
+    #[arg(
+        long,
+        env = "BASTION_HOST_KEY",
+        hide_env_values = true,
+        conflicts_with = "host_key_file"
+    )]
+    pub host_key: Option<String>,
+
+    /// Path of the host private key file (OpenSSH format).
+    #[arg(long, env = "BASTION_HOST_KEY_FILE")]
+    pub host_key_file: Option<PathBuf>,
+
+    /// Authorized public keys, as the text of an OpenSSH authorized_keys file.
+    #[arg(
+        long,
+        env = "BASTION_AUTHORIZED_KEYS",
+        hide_env_values = true,
+        conflicts_with = "authorized_keys_file"
+    )]
+    pub authorized_keys: Option<String>,
+
+    /// Path of an OpenSSH authorized_keys file.
+    #[arg(long, env = "BASTION_AUTHORIZED_KEYS_FILE")]
+    pub authorized_keys_file: Option<PathBuf>,
+
+    /// Where tunnels may go: comma-separated rules host:port, *.suffix:port, CIDR:port
+    /// ([v6]:port; * for any port). Empty: private ranges (10/8, 172.16/12, 192.168/16,
+    /// fc00::/7) on any port. Loopback, link-local and multicast stay refused unless a rule
+    /// names the address or a range inside it.
+    #[arg(long, env = "BASTION_PERMIT_OPEN", default_value = "")]
+    pub permit_open: String,
+
+    /// Log format; default json when standard error is not a terminal (a container), else text.
+    #[arg(long, env = "BASTION_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// On SIGTERM/SIGINT: how long open tunnels may keep running before they are closed.
+    /// Keep it below the ECS stopTimeout (default 30s).
+    #[arg(long, env = "BASTION_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Time a client has, from TCP accept, to finish the banner exchange and authenticate.
+    #[arg(long, env = "BASTION_LOGIN_GRACE_TIME", default_value = "30s", value_parser = parse_duration)]
+    pub login_grace_time: Duration,
+
+    /// Public keys a connection may try (offered or signed) before it is disconnected.
+    #[arg(long, env = "BASTION_MAX_AUTH_TRIES", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_auth_tries: u32,
+
+    /// Connections allowed to be in the unauthenticated phase at once; more are dropped at
+    /// accept (like OpenSSH MaxStartups), so a flood cannot starve working users.
+    #[arg(long, env = "BASTION_MAX_STARTUPS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_startups: u32,
+
+    /// Send an SSH keepalive after this much silence from the client (0 disables); 3
+    /// unanswered keepalives close the connection. Keeps idle tunnels alive through an NLB's
+    /// 350 s idle timeout.
+    #[arg(long, env = "BASTION_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// Time allowed to resolve and connect to a tunnel's destination.
+    #[arg(long, env = "BASTION_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// A tunnel whose destination accepts no bytes for this long while data waits for it is
+    /// closed, so one stuck destination cannot hold the connection's other tunnels.
+    #[arg(long, env = "BASTION_TUNNEL_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub tunnel_stall_timeout: Duration,
+}
+
+/// Validated configuration: everything the server needs, nothing left to parse.
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub host_key: HostKey,
+    pub authorized_keys: AuthorizedKeys,
+    pub destinations: DestinationPolicy,
+    pub shutdown_grace: Duration,
+    pub login_grace_time: Duration,
+    pub max_auth_tries: u32,
+    pub max_startups: u32,
+    pub keepalive_interval: Option<Duration>,
+    pub connect_timeout: Duration,
+    pub flow: FlowLimits,
+}
+
+/// A configuration error: the message names the setting and says how to fix it.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: use a duration such as 30s, 2m or 500ms"))
+}
+
+/// Parse `BASTION_LISTEN`: `host:port` with an IP literal host (`0.0.0.0:2222`, `[::]:2222`).
+pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse::<SocketAddr>().map_err(|_| {
+        ConfigError(format!(
+            "BASTION_LISTEN: \"{value}\" is not an address:port; use an IP literal and a port, \
+             such as 0.0.0.0:2222 or [::]:2222"
+        ))
+    })
+}
+
+impl Options {
+    /// Validate every setting. Reads the key files; does not bind anything.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let listen = parse_listen(&self.listen)?;
+        let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())?;
+        let authorized_keys = AuthorizedKeys::load(
+            self.authorized_keys.as_deref(),
+            self.authorized_keys_file.as_deref(),
+        )?;
+        let destinations =
+            DestinationPolicy::parse(&self.permit_open).map_err(|e| ConfigError(e.to_string()))?;
+        if self.tunnel_stall_timeout.is_zero() {
+            return Err(ConfigError(
+                "BASTION_TUNNEL_STALL_TIMEOUT: must be more than 0 (for example 30s)".into(),
+            ));
+        }
+        if self.login_grace_time.is_zero() {
+            return Err(ConfigError(
+                "BASTION_LOGIN_GRACE_TIME: must be more than 0 (for example 30s)".into(),
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError(
+                "BASTION_CONNECT_TIMEOUT: must be more than 0 (for example 10s)".into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            host_key,
+            authorized_keys,
+            destinations,
+            shutdown_grace: self.shutdown_grace,
+            login_grace_time: self.login_grace_time,
+            max_auth_tries: self.max_auth_tries,
+            max_startups: self.max_startups,
+            keepalive_interval: (!self.keepalive_interval.is_zero())
+                .then_some(self.keepalive_interval),
+            connect_timeout: self.connect_timeout,
+            flow: FlowLimits {
+                stall_timeout: self.tunnel_stall_timeout,
+                ..FlowLimits::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_accepts_ipv4_and_ipv6() {
+        assert!(parse_listen("0.0.0.0:2222").is_ok());
+        assert!(parse_listen("[::]:2222").is_ok());
+        let e = parse_listen("localhost:22").unwrap_err().to_string();
+        assert!(
+            e.contains("BASTION_LISTEN") && e.contains("localhost:22"),
+            "{e}"
+        );
+        assert!(parse_listen("0.0.0.0").is_err());
+        assert!(parse_listen("0.0.0.0:99999").is_err());
+    }
+
+    #[test]
+    fn durations_explain_the_format() {
+        assert_eq!(parse_duration("25s"), Ok(Duration::from_secs(25)));
+        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

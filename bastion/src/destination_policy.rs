@@ -1,0 +1,1 @@
+//! Where a tunnel may go (placeholder, being written).

@@ -1,0 +1,545 @@
+//! Bounded, deadlock-free buffering between a connection's channels and their destinations.
+//!
+//! Why this exists: russh 0.65 replenishes a channel's receive window when data *arrives*, not
+//! when it is consumed, and its session loop awaits a bounded per-channel queue. Left alone, a
+//! destination that reads slowly freezes the whole connection (both directions, every tunnel).
+//!
+//! The design, in four parts:
+//! 1. **Drain at once.** The handler's `data` callback hands each packet to its channel's
+//!    [`ChannelQueue`] without awaiting, so the session loop never blocks on a destination.
+//! 2. **Gate the client socket.** The stream given to russh is wrapped in [`GatedStream`]. While
+//!    the connection's queued bytes exceed [`FlowLimits::pause_above`], reads of the client
+//!    socket pause: this is the backpressure that reaches the client through TCP.
+//! 3. **Never starve the return direction.** A paused read would also hide the client's window
+//!    adjusts for the return direction, and the destination's replies would then wait for ever:
+//!    deadlock. So while any return write has waited longer than
+//!    [`FlowLimits::starve_after`] for window ([`Flow::starving`]), reads resume.
+//! 4. **Shrink the window while over the cap.** [`Flow::window_target`] lowers the receive
+//!    window russh grants while the connection is over the cap, so the data that can still
+//!    arrive during (3) is small.
+//!
+//! Hard limits: a channel holding more than [`FlowLimits::channel_hard_cap`] is closed, and a
+//! channel whose destination accepts nothing for [`FlowLimits::stall_timeout`] while data waits
+//! is closed (see `tunnel`). Head-of-line: while paused, every tunnel of the connection waits;
+//! a destination that stops reading for good holds the others at most `stall_timeout`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// Caps and timings of the flow control. The defaults are what the README documents.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowLimits {
+    /// Pause reading the client socket while the connection has more than this queued.
+    pub pause_above: usize,
+    /// A channel queueing more than this is closed (its destination is not keeping up).
+    pub channel_hard_cap: usize,
+    /// Receive window granted per channel normally (russh's `window_size`).
+    pub window: u32,
+    /// Receive window granted while the connection is over `pause_above`.
+    pub window_over_cap: u32,
+    /// A return write waiting this long for window lets client reads resume.
+    pub starve_after: Duration,
+    /// A destination that accepts nothing for this long while data waits is abandoned.
+    pub stall_timeout: Duration,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            pause_above: 4 << 20,
+            channel_hard_cap: 32 << 20,
+            window: 2 << 20,
+            window_over_cap: 256 << 10,
+            starve_after: Duration::from_millis(2),
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Per-connection flow state, shared by the handler, the tunnels and the gated stream.
+#[derive(Debug)]
+pub struct Flow {
+    limits: FlowLimits,
+    queued: AtomicUsize,
+    peak: AtomicUsize,
+    starving: AtomicUsize,
+    killed: AtomicBool,
+    reader: Mutex<Option<Waker>>,
+}
+
+impl Flow {
+    pub fn new(limits: FlowLimits) -> Arc<Flow> {
+        Arc::new(Flow {
+            limits,
+            queued: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            starving: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
+            reader: Mutex::new(None),
+        })
+    }
+
+    pub fn limits(&self) -> &FlowLimits {
+        &self.limits
+    }
+
+    /// Bytes queued for destinations across the connection.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The most ever queued at once on this connection.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Should reads of the client socket wait?
+    pub fn paused(&self) -> bool {
+        self.queued() > self.limits.pause_above && self.starving.load(Ordering::Acquire) == 0
+    }
+
+    /// The receive-window target russh should grant next (see module doc, part 4).
+    pub fn window_target(&self) -> u32 {
+        if self.queued() > self.limits.pause_above {
+            self.limits.window_over_cap
+        } else {
+            self.limits.window
+        }
+    }
+
+    fn add(&self, n: usize) {
+        let now = self.queued.fetch_add(n, Ordering::AcqRel).wrapping_add(n);
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        let before = self.queued.fetch_sub(n, Ordering::AcqRel);
+        if before > self.limits.pause_above && before - n <= self.limits.pause_above {
+            self.wake_reader();
+        }
+    }
+
+    fn wake_reader(&self) {
+        let waker = match self.reader.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn park_reader(&self, waker: &Waker) {
+        let mut slot = match self.reader.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match slot.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Mark a return write as starving for window until the guard drops.
+    pub fn starving(self: &Arc<Self>) -> StarvingGuard {
+        if self.starving.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.wake_reader();
+        }
+        StarvingGuard { flow: self.clone() }
+    }
+
+    /// End the connection: the client stream reports an error on its next read or write.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.wake_reader();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+}
+
+/// Returned by [`Flow::starving`]; the starving count drops with it.
+#[derive(Debug)]
+pub struct StarvingGuard {
+    flow: Arc<Flow>,
+}
+
+impl Drop for StarvingGuard {
+    fn drop(&mut self) {
+        self.flow.starving.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a channel's destination writer receives, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound {
+    Data(Bytes),
+    /// The client sent EOF: shut down the destination's write side after the data.
+    Eof,
+}
+
+/// Why a channel was refused more data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The channel queued more than the hard cap: close it.
+    HardCap { queued: usize },
+    /// The destination side is gone.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    items: VecDeque<Inbound>,
+    bytes: usize,
+    /// No more pushes; `next` returns what is queued, then `None`.
+    finished: bool,
+    /// Dropped: `next` returns `None` at once.
+    closed: bool,
+    /// Why the bastion closed it, if it did.
+    reason: Option<String>,
+}
+
+/// One channel's queue from client to destination. Pushing never waits.
+#[derive(Debug)]
+pub struct ChannelQueue {
+    flow: Arc<Flow>,
+    state: Mutex<QueueState>,
+    ready: Notify,
+}
+
+impl ChannelQueue {
+    pub fn new(flow: Arc<Flow>) -> Arc<ChannelQueue> {
+        Arc::new(ChannelQueue {
+            flow,
+            state: Mutex::new(QueueState::default()),
+            ready: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Queue client data for the destination (called from the session loop: never waits).
+    pub fn push(&self, data: &[u8]) -> Result<(), PushError> {
+        let mut st = self.lock();
+        if st.closed || st.finished {
+            return Err(PushError::Closed);
+        }
+        if st.bytes + data.len() > self.flow.limits.channel_hard_cap {
+            return Err(PushError::HardCap {
+                queued: st.bytes + data.len(),
+            });
+        }
+        st.bytes += data.len();
+        // Count before the item becomes visible, so a fast writer's `consumed` never
+        // subtracts bytes the connection total has not seen yet.
+        self.flow.add(data.len());
+        st.items
+            .push_back(Inbound::Data(Bytes::copy_from_slice(data)));
+        drop(st);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queue the client's EOF.
+    pub fn push_eof(&self) {
+        let mut st = self.lock();
+        if !st.closed {
+            st.items.push_back(Inbound::Eof);
+        }
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// The client closed the channel: deliver what is queued, then end.
+    pub fn finish(&self) {
+        self.lock().finished = true;
+        self.ready.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Close the queue with a reason the tunnel reports (hard cap, connection ended).
+    pub fn close_with_reason(&self, reason: &str) {
+        {
+            let mut st = self.lock();
+            if !st.closed {
+                st.reason = Some(reason.to_owned());
+            }
+        }
+        self.close();
+    }
+
+    /// Why the bastion closed this queue, if it did.
+    pub fn close_reason(&self) -> Option<String> {
+        self.lock().reason.clone()
+    }
+
+    /// Close the queue: pending data is dropped and released from the connection's count;
+    /// the destination writer sees `None`.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.items.clear();
+        let bytes = std::mem::take(&mut st.bytes);
+        drop(st);
+        if bytes > 0 {
+            self.flow.sub(bytes);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Next item for the destination, waiting while the queue is empty; `None` once closed.
+    /// Data stays counted until [`ChannelQueue::consumed`] reports it written.
+    pub async fn next(&self) -> Option<Inbound> {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut st = self.lock();
+                if st.closed {
+                    return None;
+                }
+                if let Some(item) = st.items.pop_front() {
+                    return Some(item);
+                }
+                if st.finished {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// `n` bytes previously returned by `next` reached the destination.
+    pub fn consumed(&self, n: usize) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.bytes = st.bytes.saturating_sub(n);
+        drop(st);
+        self.flow.sub(n);
+    }
+
+    /// Bytes queued or in flight to the destination.
+    pub fn queued(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+/// The client socket as russh sees it: reads pause while [`Flow::paused`], and everything
+/// fails once [`Flow::kill`] was called.
+pub struct GatedStream<S> {
+    inner: S,
+    flow: Arc<Flow>,
+}
+
+impl<S> GatedStream<S> {
+    pub fn new(inner: S, flow: Arc<Flow>) -> Self {
+        GatedStream { inner, flow }
+    }
+}
+
+fn killed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "connection closed by the bastion",
+    )
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for GatedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.flow.is_killed() {
+            return Poll::Ready(Err(killed_error()));
+        }
+        if self.flow.paused() {
+            self.flow.park_reader(cx.waker());
+            // Re-check after parking so a wake between the check and the park is not lost.
+            if self.flow.paused() && !self.flow.is_killed() {
+                return Poll::Pending;
+            }
+        }
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending => {
+                // Also park here, so `kill` can end a read that waits on the socket.
+                self.flow.park_reader(cx.waker());
+                if self.flow.is_killed() {
+                    return Poll::Ready(Err(killed_error()));
+                }
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for GatedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.flow.is_killed() {
+            return Poll::Ready(Err(killed_error()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn small() -> FlowLimits {
+        FlowLimits {
+            pause_above: 100,
+            channel_hard_cap: 1000,
+            ..FlowLimits::default()
+        }
+    }
+
+    #[test]
+    fn queue_accounts_bytes_and_caps_a_channel() {
+        let flow = Flow::new(small());
+        let q = ChannelQueue::new(flow.clone());
+        q.push(&[0; 600]).unwrap();
+        assert_eq!(flow.queued(), 600);
+        assert!(flow.paused());
+        assert_eq!(flow.window_target(), small().window_over_cap);
+        assert_eq!(q.push(&[0; 600]), Err(PushError::HardCap { queued: 1200 }));
+        q.consumed(550);
+        assert_eq!(flow.queued(), 50);
+        assert!(!flow.paused());
+        assert_eq!(flow.window_target(), small().window);
+        assert_eq!(flow.peak(), 600);
+        q.close();
+        assert_eq!(flow.queued(), 0, "closing releases what was queued");
+        assert_eq!(q.push(b"x"), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn starving_return_write_unpauses() {
+        let flow = Flow::new(small());
+        let q = ChannelQueue::new(flow.clone());
+        q.push(&[0; 200]).unwrap();
+        assert!(flow.paused());
+        let guard = flow.starving();
+        assert!(
+            !flow.paused(),
+            "a starving return write must let reads resume"
+        );
+        drop(guard);
+        assert!(flow.paused());
+    }
+
+    #[tokio::test]
+    async fn queue_delivers_in_order_then_eof_then_none_after_close() {
+        let flow = Flow::new(small());
+        let q = ChannelQueue::new(flow.clone());
+        q.push(b"ab").unwrap();
+        q.push_eof();
+        assert_eq!(
+            q.next().await,
+            Some(Inbound::Data(Bytes::from_static(b"ab")))
+        );
+        q.consumed(2);
+        assert_eq!(q.next().await, Some(Inbound::Eof));
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.next().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.close();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, None, "close wakes a waiting writer");
+    }
+
+    #[tokio::test]
+    async fn finish_delivers_queued_data_then_ends() {
+        let flow = Flow::new(small());
+        let q = ChannelQueue::new(flow.clone());
+        q.push(b"c").unwrap();
+        q.finish();
+        assert_eq!(q.push(b"late"), Err(PushError::Closed));
+        assert_eq!(
+            q.next().await,
+            Some(Inbound::Data(Bytes::from_static(b"c")))
+        );
+        assert_eq!(q.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn gated_stream_pauses_and_resumes_reads() {
+        let flow = Flow::new(small());
+        let q = ChannelQueue::new(flow.clone());
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut gated = GatedStream::new(a, flow.clone());
+        b.write_all(b"hello").await.unwrap();
+        q.push(&[0; 200]).unwrap();
+        let mut buf = [0u8; 5];
+        let paused = tokio::time::timeout(Duration::from_millis(50), gated.read(&mut buf)).await;
+        assert!(paused.is_err(), "read must wait while over the cap");
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 5];
+            gated.read_exact(&mut buf).await.map(|_| buf)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.consumed(200);
+        let got = tokio::time::timeout(Duration::from_secs(2), reader)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"hello");
+    }
+
+    #[tokio::test]
+    async fn kill_fails_a_parked_read() {
+        let flow = Flow::new(small());
+        let (a, _b) = tokio::io::duplex(64);
+        let mut gated = GatedStream::new(a, flow.clone());
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 1];
+            gated.read(&mut buf).await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        flow.kill();
+        let res = tokio::time::timeout(Duration::from_secs(2), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(res.is_err());
+    }
+}

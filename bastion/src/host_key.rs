@@ -1,0 +1,149 @@
+//! The server's host key: loaded from `BASTION_HOST_KEY` (OpenSSH private key text, as Secrets
+//! Manager injects it) or `BASTION_HOST_KEY_FILE`, or generated at start as an ephemeral
+//! Ed25519 key with a loud warning. A stable key matters: with an ephemeral one, every task
+//! replacement shows users "REMOTE HOST IDENTIFICATION HAS CHANGED".
+
+use std::path::Path;
+
+use russh::keys::{HashAlg, PrivateKey};
+
+use crate::config::ConfigError;
+
+/// Where the host key came from (logged at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeySource {
+    Env,
+    File,
+    Generated,
+}
+
+impl HostKeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKeySource::Env => "env",
+            HostKeySource::File => "file",
+            HostKeySource::Generated => "generated",
+        }
+    }
+}
+
+pub struct HostKey {
+    pub key: PrivateKey,
+    pub source: HostKeySource,
+}
+
+impl HostKey {
+    /// Load from content or file; generate when neither is given.
+    pub fn load(content: Option<&str>, file: Option<&Path>) -> Result<HostKey, ConfigError> {
+        if let Some(text) = content {
+            let key = parse(text).map_err(|why| {
+                ConfigError(format!(
+                    "BASTION_HOST_KEY: not a usable OpenSSH private key ({why}); generate one \
+                     with `ssh-keygen -t ed25519 -N '' -f host_key` and pass the file's text"
+                ))
+            })?;
+            return Ok(HostKey {
+                key,
+                source: HostKeySource::Env,
+            });
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "BASTION_HOST_KEY_FILE: cannot read {}: {e}; check the path and that the \
+                     bastion's user may read it",
+                    path.display()
+                ))
+            })?;
+            let key = parse(&text).map_err(|why| {
+                ConfigError(format!(
+                    "BASTION_HOST_KEY_FILE: {} is not a usable OpenSSH private key ({why}); \
+                     generate one with `ssh-keygen -t ed25519 -N '' -f host_key`",
+                    path.display()
+                ))
+            })?;
+            return Ok(HostKey {
+                key,
+                source: HostKeySource::File,
+            });
+        }
+        let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+            .map_err(|e| ConfigError(format!("cannot generate an ephemeral host key: {e}")))?;
+        Ok(HostKey {
+            key,
+            source: HostKeySource::Generated,
+        })
+    }
+
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        self.key
+            .public_key()
+            .fingerprint(HashAlg::Sha256)
+            .to_string()
+    }
+}
+
+/// Parse OpenSSH private key text. Environment variables sometimes arrive with the newlines
+/// escaped as `\n` (a JSON secret pasted by hand): accept that form too.
+fn parse(text: &str) -> Result<PrivateKey, String> {
+    let unescaped;
+    let text = if !text.trim().contains('\n') && text.contains("\\n") {
+        unescaped = text.replace("\\n", "\n");
+        unescaped.as_str()
+    } else {
+        text
+    };
+    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| e.to_string())?;
+    if key.is_encrypted() {
+        return Err(
+            "it is encrypted with a passphrase; the bastion cannot prompt for one, \
+                    so store the key without a passphrase in the secret"
+                .into(),
+        );
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_has_a_fingerprint() {
+        let k = HostKey::load(None, None).unwrap();
+        assert_eq!(k.source, HostKeySource::Generated);
+        assert!(k.fingerprint().starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn roundtrip_through_openssh_text_and_escaped_newlines() {
+        let k = HostKey::load(None, None).unwrap();
+        let text = k
+            .key
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .unwrap();
+        let again = HostKey::load(Some(&text), None).unwrap();
+        assert_eq!(again.fingerprint(), k.fingerprint());
+        let escaped = text.replace('\n', "\\n");
+        let third = HostKey::load(Some(&escaped), None).unwrap();
+        assert_eq!(third.fingerprint(), k.fingerprint());
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = HostKey::load(Some("garbage"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("BASTION_HOST_KEY:"), "{e}");
+        let e = HostKey::load(None, Some(Path::new("/nonexistent/key")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("BASTION_HOST_KEY_FILE") && e.contains("/nonexistent/key"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The `bastion` binary: parse the configuration, then serve or run the health check.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use bastion::config::{parse_listen, Cli, Command};
+use clap::Parser;
+use tracing::{info, warn};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bastion: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Some(Command::Healthcheck { timeout }) => {
+            runtime.block_on(healthcheck(&cli.options.listen, timeout))
+        }
+        None => runtime.block_on(serve(cli.options)),
+    }
+}
+
+async fn healthcheck(listen: &str, timeout: std::time::Duration) -> ExitCode {
+    let listen = match parse_listen(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bastion healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match bastion::healthcheck::check(listen, timeout).await {
+        Ok(banner) => {
+            println!("healthy: {banner}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bastion healthcheck: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(options: bastion::config::Options) -> ExitCode {
+    bastion::audit::init(options.log_format);
+    let settings = match options.into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bastion: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fingerprint = settings.host_key.fingerprint();
+    let source = settings.host_key.source.as_str();
+    if settings.host_key.source == bastion::host_key::HostKeySource::Generated {
+        warn!(
+            event = "host_key",
+            fingerprint,
+            source,
+            "no BASTION_HOST_KEY or BASTION_HOST_KEY_FILE: using an ephemeral Ed25519 host key; \
+               clients will see a changed host key after every restart"
+        );
+    } else {
+        info!(event = "host_key", fingerprint, source, "host key loaded");
+    }
+    for key in &settings.authorized_keys.keys {
+        let pending = key.unenforced_options();
+        if !pending.is_empty() {
+            warn!(event = "key_refused", line = key.line, fingerprint = %key.fingerprint,
+                  options = %pending.join(","),
+                  "authorized key has options this version does not enforce; it will be refused");
+        }
+    }
+    info!(event = "config", authorized_keys = settings.authorized_keys.keys.len(),
+          keys_source = %settings.authorized_keys.source,
+          permit_open = %settings.destinations.describe(), "configuration loaded");
+    let listener = match bastion::server::bind(&settings).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match bastion::server::serve(listener, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bastion: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
