@@ -18,10 +18,18 @@
 //!    window russh grants while the connection is over the cap, so the data that can still
 //!    arrive during (3) is small.
 //!
+//! 5. **Do not let one stuck destination hold the others.** A channel whose destination has
+//!    accepted nothing for [`FlowLimits::stall_grace`] while data waits is *stalled*: its bytes
+//!    stop counting toward the pause (they still count toward
+//!    [`FlowLimits::connection_cap`]), so the connection's other tunnels keep flowing while the
+//!    stalled channel fills up to its hard cap.
+//!
 //! Hard limits: a channel holding more than [`FlowLimits::channel_hard_cap`] is closed, and a
 //! channel whose destination accepts nothing for [`FlowLimits::stall_timeout`] while data waits
-//! is closed (see `tunnel`). Head-of-line: while paused, every tunnel of the connection waits;
-//! a destination that stops reading for good holds the others at most `stall_timeout`.
+//! is closed (see `tunnel`). Reads also pause while the connection holds more than
+//! `connection_cap` in all. Head-of-line: a destination that reads slowly but steadily paces
+//! the whole connection (as a slow reader paces a TCP socket); one that stops reading holds the
+//! others for at most `stall_grace`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -50,6 +58,11 @@ pub struct FlowLimits {
     pub starve_after: Duration,
     /// A destination that accepts nothing for this long while data waits is abandoned.
     pub stall_timeout: Duration,
+    /// A destination that accepts nothing for this long no longer holds the connection's
+    /// other tunnels (its channel is marked stalled).
+    pub stall_grace: Duration,
+    /// Reads pause while the connection holds more than this in all (stalled channels included).
+    pub connection_cap: usize,
 }
 
 impl Default for FlowLimits {
@@ -61,6 +74,8 @@ impl Default for FlowLimits {
             window_over_cap: 256 << 10,
             starve_after: Duration::from_millis(2),
             stall_timeout: Duration::from_secs(30),
+            stall_grace: Duration::from_secs(1),
+            connection_cap: 64 << 20,
         }
     }
 }
@@ -70,6 +85,8 @@ impl Default for FlowLimits {
 pub struct Flow {
     limits: FlowLimits,
     queued: AtomicUsize,
+    /// Part of `queued` held by stalled channels.
+    stalled: AtomicUsize,
     peak: AtomicUsize,
     starving: AtomicUsize,
     killed: AtomicBool,
@@ -81,6 +98,7 @@ impl Flow {
         Arc::new(Flow {
             limits,
             queued: AtomicUsize::new(0),
+            stalled: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             starving: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
@@ -102,14 +120,24 @@ impl Flow {
         self.peak.load(Ordering::Relaxed)
     }
 
+    /// Queued bytes that pace the connection: those of channels that are not stalled.
+    fn counted(&self) -> usize {
+        self.queued()
+            .saturating_sub(self.stalled.load(Ordering::Acquire))
+    }
+
+    fn over(&self) -> bool {
+        self.counted() > self.limits.pause_above || self.queued() > self.limits.connection_cap
+    }
+
     /// Should reads of the client socket wait?
     pub fn paused(&self) -> bool {
-        self.queued() > self.limits.pause_above && self.starving.load(Ordering::Acquire) == 0
+        self.over() && self.starving.load(Ordering::Acquire) == 0
     }
 
     /// The receive-window target russh should grant next (see module doc, part 4).
     pub fn window_target(&self) -> u32 {
-        if self.queued() > self.limits.pause_above {
+        if self.over() {
             self.limits.window_over_cap
         } else {
             self.limits.window
@@ -121,11 +149,13 @@ impl Flow {
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
-    fn sub(&self, n: usize) {
-        let before = self.queued.fetch_sub(n, Ordering::AcqRel);
-        if before > self.limits.pause_above && before - n <= self.limits.pause_above {
-            self.wake_reader();
+    fn sub(&self, n: usize, stalled: bool) {
+        if stalled {
+            self.stalled.fetch_sub(n, Ordering::AcqRel);
         }
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        // Cheap and spurious-safe: the reader re-checks `paused` when woken.
+        self.wake_reader();
     }
 
     fn wake_reader(&self) {
@@ -205,6 +235,8 @@ struct QueueState {
     finished: bool,
     /// Dropped: `next` returns `None` at once.
     closed: bool,
+    /// The destination stopped accepting data (see module doc, part 5).
+    stalled: bool,
     /// Why the bastion closed it, if it did.
     reason: Option<String>,
 }
@@ -215,6 +247,7 @@ pub struct ChannelQueue {
     flow: Arc<Flow>,
     state: Mutex<QueueState>,
     ready: Notify,
+    closed: Notify,
 }
 
 impl ChannelQueue {
@@ -223,6 +256,7 @@ impl ChannelQueue {
             flow,
             state: Mutex::new(QueueState::default()),
             ready: Notify::new(),
+            closed: Notify::new(),
         })
     }
 
@@ -248,6 +282,9 @@ impl ChannelQueue {
         // Count before the item becomes visible, so a fast writer's `consumed` never
         // subtracts bytes the connection total has not seen yet.
         self.flow.add(data.len());
+        if st.stalled {
+            self.flow.stalled.fetch_add(data.len(), Ordering::AcqRel);
+        }
         st.items
             .push_back(Inbound::Data(Bytes::copy_from_slice(data)));
         drop(st);
@@ -298,11 +335,26 @@ impl ChannelQueue {
         st.closed = true;
         st.items.clear();
         let bytes = std::mem::take(&mut st.bytes);
+        let stalled = std::mem::take(&mut st.stalled);
         drop(st);
         if bytes > 0 {
-            self.flow.sub(bytes);
+            self.flow.sub(bytes, stalled);
         }
         self.ready.notify_one();
+        self.closed.notify_waiters();
+    }
+
+    /// Resolves once the queue is closed (to abandon a write the destination never takes).
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Next item for the destination, waiting while the queue is empty; `None` once closed.
@@ -333,8 +385,31 @@ impl ChannelQueue {
             return;
         }
         st.bytes = st.bytes.saturating_sub(n);
+        let stalled = st.stalled;
         drop(st);
-        self.flow.sub(n);
+        self.flow.sub(n, stalled);
+    }
+
+    /// Mark the destination stalled (true) or moving again (false).
+    pub fn set_stalled(&self, stalled: bool) {
+        let mut st = self.lock();
+        if st.closed || st.stalled == stalled {
+            return;
+        }
+        st.stalled = stalled;
+        tracing::debug!(
+            stalled,
+            bytes = st.bytes,
+            queued = self.flow.queued(),
+            "channel stall state"
+        );
+        if stalled {
+            self.flow.stalled.fetch_add(st.bytes, Ordering::AcqRel);
+        } else {
+            self.flow.stalled.fetch_sub(st.bytes, Ordering::AcqRel);
+        }
+        drop(st);
+        self.flow.wake_reader();
     }
 
     /// Bytes queued or in flight to the destination.
@@ -373,6 +448,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for GatedStream<S> {
             return Poll::Ready(Err(killed_error()));
         }
         if self.flow.paused() {
+            tracing::trace!(queued = self.flow.queued(), "client reads paused");
             self.flow.park_reader(cx.waker());
             // Re-check after parking so a wake between the check and the park is not lost.
             if self.flow.paused() && !self.flow.is_killed() {
@@ -444,6 +520,49 @@ mod tests {
         q.close();
         assert_eq!(flow.queued(), 0, "closing releases what was queued");
         assert_eq!(q.push(b"x"), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn a_stalled_channel_stops_pacing_the_connection_within_the_connection_cap() {
+        let limits = FlowLimits {
+            pause_above: 100,
+            channel_hard_cap: 1000,
+            connection_cap: 500,
+            ..FlowLimits::default()
+        };
+        let flow = Flow::new(limits);
+        let stuck = ChannelQueue::new(flow.clone());
+        let busy = ChannelQueue::new(flow.clone());
+        stuck.push(&[0; 200]).unwrap();
+        assert!(flow.paused());
+        stuck.set_stalled(true);
+        assert!(!flow.paused(), "a stalled channel must not hold the others");
+        busy.push(&[0; 50]).unwrap();
+        assert!(!flow.paused());
+        stuck.push(&[0; 200]).unwrap();
+        assert!(
+            !flow.paused(),
+            "data of a stalled channel does not pace the others"
+        );
+        stuck.push(&[0; 200]).unwrap();
+        assert!(
+            flow.paused(),
+            "the connection cap still bounds stalled data"
+        );
+        stuck.set_stalled(false);
+        stuck.consumed(600);
+        busy.consumed(50);
+        assert_eq!(flow.queued(), 0);
+        stuck.push(&[0; 10]).unwrap();
+        stuck.set_stalled(true);
+        stuck.close();
+        assert_eq!(flow.queued(), 0);
+        assert!(!flow.paused());
+        assert_eq!(
+            flow.counted(),
+            0,
+            "closing a stalled queue releases its stalled bytes"
+        );
     }
 
     #[test]

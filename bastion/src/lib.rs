@@ -23,7 +23,6 @@
 pub mod audit;
 pub mod authorized_keys;
 pub mod config;
-#[path = "dp_stub.rs"]
 pub mod destination_policy;
 pub mod flow;
 pub mod healthcheck;

@@ -110,7 +110,29 @@ pub async fn pump(
             loop {
                 match queue.next().await {
                     Some(Inbound::Data(chunk)) => {
-                        match tokio::time::timeout(stall, wr.write_all(&chunk)).await {
+                        // A write the destination never takes is abandoned when the bastion
+                        // closes the channel (hard cap, connection end).
+                        let write = async {
+                            tokio::select! {
+                                r = wr.write_all(&chunk) => r,
+                                _ = queue.closed() => Err(std::io::Error::other(
+                                    queue.close_reason().unwrap_or_else(|| "channel closed".into()),
+                                )),
+                            }
+                        };
+                        tokio::pin!(write);
+                        let grace = flow.limits().stall_grace.min(stall);
+                        let written = match tokio::time::timeout(grace, &mut write).await {
+                            Ok(r) => Ok(r),
+                            Err(_) => {
+                                // Not moving: stop holding the connection's other tunnels.
+                                queue.set_stalled(true);
+                                let r = tokio::time::timeout(stall - grace, &mut write).await;
+                                queue.set_stalled(false);
+                                r
+                            }
+                        };
+                        match written {
                             Ok(Ok(())) => {
                                 queue.consumed(chunk.len());
                                 to_bytes += chunk.len() as u64;
