@@ -24,7 +24,7 @@ use crate::host_key::HostKey;
 /// to loopback, link-local (instance metadata, the ECS credentials endpoint) or multicast
 /// addresses unless a rule names them explicitly.
 #[derive(Debug, Parser)]
-#[command(name = "bastion", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "bastion", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
