@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use russh::server::{Config, Handle};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::{cipher, kex, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
@@ -38,6 +39,25 @@ pub fn ssh_config(settings: &Settings) -> Config {
             cipher::AES_256_GCM,
             cipher::AES_128_CTR,
             cipher::AES_256_CTR,
+        ]),
+        // Signature algorithms for host and user keys: no SHA-1 `ssh-rsa`.
+        key: Cow::Borrowed(&[
+            Algorithm::Ed25519,
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
         ]),
         ..Preferred::default()
     };
