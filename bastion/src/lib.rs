@@ -22,11 +22,13 @@
 
 pub mod audit;
 pub mod authorized_keys;
+pub mod certificates;
 pub mod config;
 pub mod destination_policy;
 pub mod flow;
 pub mod healthcheck;
 pub mod host_key;
+pub mod key_options;
 pub mod server;
 pub mod session;
 pub mod tunnel;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use russh::server::{Config, Handle};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
+use russh::server::{Config, Handle};
 use russh::{cipher, kex, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
