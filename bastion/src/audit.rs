@@ -7,9 +7,10 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::LogFormat;
+use crate::proxy_header::ProxyError;
 use crate::tunnel::TunnelReport;
 
 /// Install the global subscriber. `RUST_LOG` refines the level (default `info`).
@@ -45,11 +46,39 @@ pub struct ConnInfo {
     pub fingerprint: String,
 }
 
-pub fn connection_opened(id: u64, client: SocketAddr) {
-    info!(event = "connection", conn = id, client = %client, "connection accepted");
+pub fn connection_opened(
+    id: u64,
+    client: SocketAddr,
+    sender: Option<SocketAddr>,
+    vpce_id: Option<&str>,
+    health_check: bool,
+) {
+    let sender = sender.map(|s| s.to_string());
+    if health_check {
+        debug!(event = "connection", conn = id, client = %client, "health check connection");
+        return;
+    }
+    info!(
+        event = "connection",
+        conn = id,
+        client = %client,
+        sender = sender.as_deref(),
+        vpce_id,
+        "connection accepted"
+    );
 }
 
-pub fn connection_closed(id: u64, client: SocketAddr, duration: Duration, reason: &str) {
+pub fn connection_closed(
+    id: u64,
+    client: SocketAddr,
+    duration: Duration,
+    reason: &str,
+    health_check: bool,
+) {
+    if health_check {
+        debug!(event = "connection_closed", conn = id, client = %client, reason, "health check closed");
+        return;
+    }
     info!(
         event = "connection_closed",
         conn = id,
@@ -57,6 +86,41 @@ pub fn connection_closed(id: u64, client: SocketAddr, duration: Duration, reason
         duration_ms = duration.as_millis() as u64,
         reason,
         "connection closed"
+    );
+}
+
+/// A PROXY header problem: the connection is closed before the SSH banner.
+pub fn proxy_rejected(sender: SocketAddr, error: &ProxyError) {
+    match error {
+        ProxyError::UntrustedSender(_) => warn!(
+            event = "proxy_rejected",
+            sender = %sender,
+            reason = %error,
+            "PROXY header from an untrusted sender (spoofing attempt?): closed"
+        ),
+        ProxyError::Io(_) => debug!(
+            event = "proxy_rejected",
+            sender = %sender,
+            reason = %error,
+            "connection ended before a PROXY header"
+        ),
+        _ => info!(
+            event = "proxy_rejected",
+            sender = %sender,
+            reason = %error,
+            "no valid PROXY header: closed"
+        ),
+    }
+}
+
+/// The client policy refused the settled client address.
+pub fn client_refused(client: SocketAddr, sender: SocketAddr, rule: &str) {
+    info!(
+        event = "client_refused",
+        client = %client,
+        sender = %sender,
+        rule,
+        "client address refused by policy: closed before the SSH banner"
     );
 }
 

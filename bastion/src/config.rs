@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
 use crate::authorized_keys::AuthorizedKeys;
+use crate::client_policy::LivePolicy;
 use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
+use crate::proxy_header::{ProxyConfig, ProxyMode};
 
 /// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
 ///
@@ -132,6 +136,40 @@ pub struct Options {
     /// closed, so one stuck destination cannot hold the connection's other tunnels.
     #[arg(long, env = "BASTION_TUNNEL_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub tunnel_stall_timeout: Duration,
+    /// PROXY protocol (v1 and v2) before SSH: off, optional (use a header when present) or
+    /// required (close connections without one). Use required behind an NLB whose target group
+    /// has proxy protocol v2 enabled.
+    #[arg(long, env = "BASTION_PROXY_PROTOCOL", default_value = "off", value_parser = parse_proxy_mode)]
+    pub proxy_protocol: ProxyMode,
+
+    /// Senders allowed to send a PROXY header (the NLB's subnets), comma-separated CIDRs.
+    /// Default: the private ranges. A header from anyone else is logged as spoofing and closed.
+    #[arg(long, env = "BASTION_PROXY_TRUSTED", default_value = "")]
+    pub proxy_trusted: String,
+
+    /// Time allowed for the whole PROXY header to arrive.
+    #[arg(long, env = "BASTION_PROXY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub proxy_timeout: Duration,
+
+    /// Client addresses always allowed (like a hosts.allow entry), comma-separated CIDRs.
+    /// Checked on the real client address (from the PROXY header when one is used).
+    #[arg(long, env = "BASTION_ALLOW_CLIENTS", default_value = "")]
+    pub allow_clients: String,
+
+    /// Client addresses refused (like a hosts.deny entry), comma-separated CIDRs.
+    /// Order: allow match, allow; deny match, deny; otherwise allow.
+    #[arg(long, env = "BASTION_DENY_CLIENTS", default_value = "")]
+    pub deny_clients: String,
+
+    /// hosts.allow file (TCP wrappers syntax, daemon ALL, bastion or sshd); reloaded when it
+    /// changes and on SIGHUP.
+    #[arg(long, env = "BASTION_HOSTS_ALLOW_FILE")]
+    pub hosts_allow_file: Option<PathBuf>,
+
+    /// hosts.deny file (TCP wrappers syntax); `ALL: ALL` here with allow entries makes an
+    /// allow-list.
+    #[arg(long, env = "BASTION_HOSTS_DENY_FILE")]
+    pub hosts_deny_file: Option<PathBuf>,
 }
 
 /// Validated configuration: everything the server needs, nothing left to parse.
@@ -147,6 +185,8 @@ pub struct Settings {
     pub keepalive_interval: Option<Duration>,
     pub connect_timeout: Duration,
     pub flow: FlowLimits,
+    pub proxy: ProxyConfig,
+    pub clients: Arc<LivePolicy>,
 }
 
 /// A configuration error: the message names the setting and says how to fix it.
@@ -160,6 +200,10 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+fn parse_proxy_mode(s: &str) -> Result<ProxyMode, String> {
+    s.parse()
+}
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
@@ -202,6 +246,23 @@ impl Options {
                 "BASTION_CONNECT_TIMEOUT: must be more than 0 (for example 10s)".into(),
             ));
         }
+        let trusted = if self.proxy_trusted.trim().is_empty() {
+            ProxyConfig::default_trusted()
+        } else {
+            ProxyConfig::parse_trusted(&self.proxy_trusted).map_err(ConfigError)?
+        };
+        if self.proxy_timeout.is_zero() {
+            return Err(ConfigError(
+                "BASTION_PROXY_TIMEOUT: must be more than 0 (for example 5s)".into(),
+            ));
+        }
+        let clients = LivePolicy::load(
+            self.allow_clients,
+            self.deny_clients,
+            self.hosts_allow_file,
+            self.hosts_deny_file,
+        )
+        .map_err(|e| ConfigError(e.to_string()))?;
         Ok(Settings {
             listen,
             host_key,
@@ -218,6 +279,12 @@ impl Options {
                 stall_timeout: self.tunnel_stall_timeout,
                 ..FlowLimits::default()
             },
+            proxy: ProxyConfig {
+                mode: self.proxy_protocol,
+                trusted,
+                timeout: self.proxy_timeout,
+            },
+            clients,
         })
     }
 }

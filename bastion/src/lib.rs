@@ -23,12 +23,14 @@
 pub mod audit;
 pub mod authorized_keys;
 pub mod certificates;
+pub mod client_policy;
 pub mod config;
 pub mod destination_policy;
 pub mod flow;
 pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
+pub mod proxy_header;
 pub mod server;
 pub mod session;
 pub mod tunnel;

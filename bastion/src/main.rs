@@ -79,7 +79,9 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
     }
     info!(event = "config", authorized_keys = settings.authorized_keys.keys.len(),
           keys_source = %settings.authorized_keys.source,
-          permit_open = %settings.destinations.describe(), "configuration loaded");
+          permit_open = %settings.destinations.describe(),
+          proxy_protocol = %settings.proxy.mode,
+          clients = %settings.clients.current().summary(), "configuration loaded");
     let listener = match bastion::server::bind(&settings).await {
         Ok(l) => l,
         Err(e) => {

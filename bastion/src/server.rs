@@ -13,11 +13,15 @@ use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Config, Handle};
 use russh::{cipher, kex, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
+
+use std::net::SocketAddr;
 
 use crate::audit;
+use crate::client_policy::LivePolicy;
 use crate::config::Settings;
 use crate::flow::{Flow, FlowLimits, GatedStream};
+use crate::proxy_header::{self, Outcome, Prefixed, ProxyConfig};
 use crate::session::{ConnState, ConnectionHandler, Shared, StartupSlot};
 
 /// The identification string: no library or version to fingerprint.
@@ -98,6 +102,9 @@ struct Server {
     startups: Arc<AtomicUsize>,
     next_id: AtomicU64,
     live: Mutex<HashMap<u64, Live>>,
+    proxy: ProxyConfig,
+    clients: Arc<LivePolicy>,
+    health_checks: AtomicU64,
 }
 
 impl Server {
@@ -138,7 +145,11 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
         startups: Arc::new(AtomicUsize::new(0)),
         next_id: AtomicU64::new(1),
         live: Mutex::new(HashMap::new()),
+        proxy: settings.proxy,
+        clients: settings.clients.clone(),
+        health_checks: AtomicU64::new(0),
     });
+    let watcher = settings.clients.spawn_watcher();
     info!(event = "listening", addr = %local, "listening for SSH connections");
 
     let shutdown = shutdown_signal();
@@ -162,6 +173,7 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
     }
     drop(listener);
     drain(&server, settings.shutdown_grace).await;
+    watcher.abort();
     Ok(())
 }
 
@@ -241,7 +253,7 @@ fn close_connection(flow: Arc<Flow>, handle: Option<Handle>, why: &'static str) 
     });
 }
 
-fn accept(server: &Arc<Server>, stream: TcpStream, peer: std::net::SocketAddr) {
+fn accept(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let Some(slot) = StartupSlot::try_take(&server.startups, server.max_startups) else {
         audit::connection_dropped(
             peer,
@@ -253,22 +265,74 @@ fn accept(server: &Arc<Server>, stream: TcpStream, peer: std::net::SocketAddr) {
     let server = server.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        audit::connection_opened(id, peer);
-        let reason = connection(&server, id, stream, peer, slot).await;
+        let Some(admitted) = admit(&server, stream, peer).await else {
+            return;
+        };
+        let Admitted {
+            stream,
+            client,
+            health_check,
+            vpce_id,
+        } = admitted;
+        let sender = (client != peer).then_some(peer);
+        audit::connection_opened(id, client, sender, vpce_id.as_deref(), health_check);
+        let reason = connection(&server, id, stream, client, slot).await;
         server.live().remove(&id);
-        audit::connection_closed(id, peer, started.elapsed(), &reason);
+        audit::connection_closed(id, client, started.elapsed(), &reason, health_check);
     });
+}
+
+struct Admitted {
+    stream: Prefixed<TcpStream>,
+    /// The settled client address: the PROXY source, or the socket peer.
+    client: SocketAddr,
+    /// A load balancer's health check (PROXY v2 LOCAL / v1 UNKNOWN): kept out of the audit.
+    health_check: bool,
+    vpce_id: Option<String>,
+}
+
+/// Before any SSH byte: read the PROXY header (per BASTION_PROXY_PROTOCOL), settle the real
+/// client address once, and apply the client allow/deny policy to it. `None` = dropped.
+async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Option<Admitted> {
+    let _ = stream.set_nodelay(true);
+    let (outcome, stream) = match proxy_header::accept(stream, peer, &server.proxy).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            audit::proxy_rejected(peer, &e);
+            return None;
+        }
+    };
+    let client = outcome.client(peer);
+    let health_check = matches!(outcome, Outcome::Local { .. });
+    if health_check {
+        let n = server.health_checks.fetch_add(1, Ordering::Relaxed) + 1;
+        debug!(event = "health_check", sender = %peer, count = n, "load balancer health check");
+    }
+    let vpce_id = match outcome {
+        Outcome::Proxied { vpce_id, .. } => vpce_id,
+        _ => None,
+    };
+    let decision = server.clients.check(client.ip());
+    if !decision.is_allowed() {
+        audit::client_refused(client, peer, decision.rule().unwrap_or("client policy"));
+        return None;
+    }
+    Some(Admitted {
+        stream,
+        client,
+        health_check,
+        vpce_id,
+    })
 }
 
 /// One connection from accept to close; returns why it ended.
 async fn connection(
     server: &Arc<Server>,
     id: u64,
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
+    stream: Prefixed<TcpStream>,
+    peer: SocketAddr,
     slot: StartupSlot,
 ) -> String {
-    let _ = stream.set_nodelay(true);
     let flow = Flow::new(server.flow_limits);
     let state = Arc::new(ConnState::default());
     server.live().insert(

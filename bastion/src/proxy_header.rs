@@ -1,0 +1,1346 @@
+//! The PROXY protocol (v1 text and v2 binary) header that a load balancer puts in front of a
+//! client's SSH bytes: reading exactly that header from an accepted connection, checking that
+//! it comes from a trusted proxy, and settling the real client address for logs and policy.
+//!
+//! Behind an AWS NLB (proxy protocol v2 on the target group) or haproxy (`send-proxy`,
+//! `send-proxy-v2`) the socket peer is the load balancer; the header names the client. Parsing
+//! is done by the `ppp` crate; this module owns the framing (how many bytes to read, and when
+//! to stop), the deadline, the trust check and the mapping to an [`Outcome`].
+//!
+//! # No byte is lost, none is read too far
+//! The header is read with exact-length reads only: the 16-byte fixed part and then exactly the
+//! announced length for v2; for v1 the 15-byte minimum and then one or two bytes at a time, never
+//! past the `\r\n`. So when a header is present the stream is left at the client's first SSH
+//! byte, however the bytes were segmented (all in one write with the SSH banner, or one byte at
+//! a time). To decide whether a header is present at all (`optional` mode) one byte is read:
+//! `P` starts v1 (`PROXY `), `\r` starts v2, and an SSH client starts with `S` (`SSH-2.0-`). If
+//! there is no header, that byte belongs to SSH: [`read_header`] returns it as the prefix, and
+//! [`Prefixed`] (or [`accept`], which builds it) replays it in front of the stream. This works
+//! for any `AsyncRead` (no `TcpStream::peek`, so tests run on in-memory pipes).
+//!
+//! # Trust
+//! Only peers inside `BASTION_PROXY_TRUSTED` may send a header: in `required` mode any other
+//! peer is refused before a byte is read; in `optional` mode a header from another peer is a
+//! spoofing attempt and refused, while a plain SSH connection from it passes (`NoHeader`).
+//! IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`, as a `[::]` listener reports them) match IPv4
+//! ranges. The PROXY protocol specification says a receiver must not guess whether a header is
+//! present: `optional` is a migration aid and is only safe because of this trust check.
+//!
+//! # Servers that speak first
+//! The bastion sends its SSH banner only after this module returns. By default an AWS NLB sends
+//! the v2 header together with the client's first data segment (target group attribute
+//! `proxy_protocol_v2.client_to_server.header_placement = on_first_ack_with_payload`), so a
+//! client that waits for the server's banner before sending its own would get no answer until
+//! the deadline ([`ProxyError::Timeout`]). OpenSSH (SSH-2 only) sends its banner at once, as do
+//! the common clients, so this only bites unusual clients.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use ipnet::IpNet;
+use ppp::v2::{Addresses as V2Addresses, Command as V2Command, Protocol as V2Protocol};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// The setting that selects the [`ProxyMode`]; named in its parse errors.
+pub const MODE_SETTING: &str = "BASTION_PROXY_PROTOCOL";
+
+/// The setting that lists the trusted proxies; named in its parse errors.
+pub const TRUSTED_SETTING: &str = "BASTION_PROXY_TRUSTED";
+
+/// A sensible header deadline: the specification asks for at least 3 s (one TCP retransmit).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest v1 header, `\r\n` included (from the specification).
+pub const V1_MAX_LEN: usize = 107;
+
+/// Shortest valid v1 header: `PROXY UNKNOWN\r\n`.
+pub const V1_MIN_LEN: usize = 15;
+
+/// Largest v2 payload (addresses and TLVs after the 16-byte fixed part) that is read. An NLB
+/// sends well under 200 bytes; the cap bounds what a peer can make us allocate and wait for.
+pub const V2_MAX_PAYLOAD: usize = 1024;
+
+/// The v1 signature, space included.
+const V1_SIGNATURE: &[u8; 6] = b"PROXY ";
+
+/// The v2 signature.
+const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Length of the v2 fixed part: signature, version/command, family/protocol, payload length.
+const V2_FIXED_LEN: usize = 16;
+
+/// The AWS TLV carrying the VPC endpoint id (subtype 0x01, then the ASCII id).
+const PP2_TYPE_AWS: u8 = 0xEA;
+
+/// The AWS TLV subtype for the VPC endpoint id.
+const PP2_SUBTYPE_AWS_VPCE_ID: u8 = 0x01;
+
+/// Whether connections start with a PROXY protocol header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// Never read a header: the client is the socket peer.
+    #[default]
+    Off,
+    /// Read a header when the first byte starts one (trusted peers only); otherwise the client
+    /// is the socket peer. For migrations.
+    Optional,
+    /// Every connection must come from a trusted proxy and start with a header.
+    Required,
+}
+
+impl FromStr for ProxyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(ProxyMode::Off),
+            "optional" => Ok(ProxyMode::Optional),
+            "required" => Ok(ProxyMode::Required),
+            _ => Err(format!(
+                "{MODE_SETTING}: unknown value {:?}: use off, optional or required",
+                s.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ProxyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProxyMode::Off => "off",
+            ProxyMode::Optional => "optional",
+            ProxyMode::Required => "required",
+        })
+    }
+}
+
+/// What the start of a connection said about the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No header (mode off, or optional and the first byte does not start a PROXY signature):
+    /// the client is the socket peer.
+    NoHeader,
+    /// A PROXY header (v1 TCP4/TCP6, or v2 PROXY command with INET/INET6): the real client and
+    /// the address it connected to.
+    Proxied {
+        client: SocketAddr,
+        destination: Option<SocketAddr>,
+        version: u8,
+        /// AWS PrivateLink: the VPC endpoint the client came through (TLV 0xEA subtype 0x01),
+        /// with any non-printable byte escaped.
+        vpce_id: Option<String>,
+    },
+    /// v1 `PROXY UNKNOWN` or v2 LOCAL command (load-balancer health checks): the client is the
+    /// socket peer. Decided on the command alone; any addresses in the header are ignored.
+    Local { version: u8 },
+}
+
+impl Outcome {
+    /// The address to log and check policy against: the proxied client, else the socket peer.
+    pub fn client(&self, peer: SocketAddr) -> SocketAddr {
+        match self {
+            Outcome::Proxied { client, .. } => *client,
+            Outcome::NoHeader | Outcome::Local { .. } => peer,
+        }
+    }
+}
+
+/// Why a connection's start was refused. `Display` is one short phrase for an audit line.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// The header was not complete within the deadline (silence, or a partial header).
+    Timeout,
+    /// `required` mode and the connection does not start with a PROXY signature.
+    Missing,
+    /// A header that is not valid PROXY protocol, or one this server does not accept.
+    Malformed(String),
+    /// A header (or, in `required` mode, any connection) from a peer outside the trusted ranges.
+    UntrustedSender(IpAddr),
+    /// Reading failed, including the peer closing before the header was complete.
+    Io(io::Error),
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::Timeout => {
+                f.write_str("PROXY protocol header not complete before the deadline")
+            }
+            ProxyError::Missing => f.write_str(
+                "connection does not start with a PROXY protocol header (mode is required)",
+            ),
+            ProxyError::Malformed(why) => write!(f, "malformed PROXY protocol header: {why}"),
+            ProxyError::UntrustedSender(ip) => write!(
+                f,
+                "PROXY protocol peer {ip} is not a trusted proxy (see {TRUSTED_SETTING})"
+            ),
+            ProxyError::Io(e) => write!(f, "reading the PROXY protocol header: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProxyError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How headers are read: mode, trusted proxies and deadline.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub mode: ProxyMode,
+    /// Peers allowed to send a header (IPv4-mapped peers match IPv4 entries).
+    pub trusted: Vec<IpNet>,
+    /// Deadline for the whole header, from the first read.
+    pub timeout: Duration,
+}
+
+impl Default for ProxyConfig {
+    /// Mode off, private ranges trusted, [`DEFAULT_TIMEOUT`].
+    fn default() -> Self {
+        ProxyConfig {
+            mode: ProxyMode::Off,
+            trusted: ProxyConfig::default_trusted(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// The private ranges a load balancer inside a VPC sends from: 10/8, 172.16/12, 192.168/16
+    /// and fc00::/7.
+    pub fn default_trusted() -> Vec<IpNet> {
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// Parse a comma-separated list of CIDRs or bare IPs (a bare IP is a /32 or /128). IPv6
+    /// may be bracketed. An empty list, an empty entry, or a CIDR with host bits set is an
+    /// error naming `BASTION_PROXY_TRUSTED` and the entry.
+    pub fn parse_trusted(list: &str) -> Result<Vec<IpNet>, String> {
+        const EXAMPLE: &str = "e.g. 10.0.0.0/16,fd00::/8,192.0.2.7";
+        if list.trim().is_empty() {
+            return Err(format!(
+                "{TRUSTED_SETTING} is empty: list the CIDRs your load balancers connect from \
+                 ({EXAMPLE}), or leave it unset for the private ranges"
+            ));
+        }
+        let mut nets = Vec::new();
+        for (i, raw) in list.split(',').enumerate() {
+            let entry = raw.trim();
+            if entry.is_empty() {
+                return Err(format!(
+                    "{TRUSTED_SETTING}: entry {} is empty (two commas in a row, or a comma at \
+                     the start or end)",
+                    i + 1
+                ));
+            }
+            nets.push(parse_net(entry).map_err(|why| {
+                format!(
+                    "{TRUSTED_SETTING}: entry {} {:?} {why} ({EXAMPLE})",
+                    i + 1,
+                    entry.chars().take(60).collect::<String>()
+                )
+            })?);
+        }
+        Ok(nets)
+    }
+
+    /// Is this socket peer a trusted proxy?
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        let canonical = peer.to_canonical();
+        self.trusted
+            .iter()
+            .any(|n| n.contains(&canonical) || n.contains(&peer))
+    }
+}
+
+/// One CIDR or bare IP, optionally bracketed; IPv4-mapped IPv6 networks become IPv4.
+fn parse_net(entry: &str) -> Result<IpNet, String> {
+    let unbracketed = match entry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, "")) => addr.to_owned(),
+            Some((addr, len)) if len.starts_with('/') => format!("{addr}{len}"),
+            _ => return Err("has unbalanced brackets".to_owned()),
+        },
+        None => entry.to_owned(),
+    };
+    let net = if unbracketed.contains('/') {
+        let net: IpNet = unbracketed
+            .parse()
+            .map_err(|_| "is not a CIDR (address/prefix length)".to_owned())?;
+        if net.trunc() != net {
+            return Err(format!("has host bits set: use {}", net.trunc()));
+        }
+        net
+    } else {
+        let ip: IpAddr = unbracketed
+            .parse()
+            .map_err(|_| "is not an IP address or CIDR".to_owned())?;
+        IpNet::from(ip)
+    };
+    Ok(canonical_net(net))
+}
+
+/// An IPv6 network inside `::ffff:0:0/96` as the IPv4 network it stands for.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(n) = net {
+        if n.prefix_len() >= 96 {
+            if let Some(v4) = n.network().to_ipv4_mapped() {
+                if let Ok(v4net) = ipnet::Ipv4Net::new(v4, n.prefix_len() - 96) {
+                    return IpNet::V4(v4net);
+                }
+            }
+        }
+    }
+    net
+}
+
+/// Read the PROXY header (if any) from `stream` according to `cfg`, given the socket peer.
+///
+/// Returns the outcome and the bytes that were read but belong to SSH: at most one byte, and
+/// only when there was no header (`optional` mode). When a header is present exactly its bytes
+/// are consumed and the returned prefix is empty. Put the prefix back in front of the stream
+/// with [`Prefixed`] (or use [`accept`]).
+pub async fn read_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    peer: SocketAddr,
+    cfg: &ProxyConfig,
+) -> Result<(Outcome, Vec<u8>), ProxyError> {
+    if cfg.mode == ProxyMode::Off {
+        return Ok((Outcome::NoHeader, Vec::new()));
+    }
+    let peer_ip = peer.ip().to_canonical();
+    let trusted = cfg.is_trusted(peer.ip());
+    if cfg.mode == ProxyMode::Required && !trusted {
+        return Err(ProxyError::UntrustedSender(peer_ip));
+    }
+    match tokio::time::timeout(cfg.timeout, read_framed(stream, cfg.mode, trusted, peer_ip)).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(ProxyError::Timeout),
+    }
+}
+
+/// [`read_header`], then wrap the stream so that SSH reads start with any byte it returned.
+pub async fn accept<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    cfg: &ProxyConfig,
+) -> Result<(Outcome, Prefixed<S>), ProxyError> {
+    let (outcome, prefix) = read_header(&mut stream, peer, cfg).await?;
+    Ok((outcome, Prefixed::new(prefix, stream)))
+}
+
+/// The body of [`read_header`] (without the deadline and the required-mode trust check).
+async fn read_framed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mode: ProxyMode,
+    trusted: bool,
+    peer_ip: IpAddr,
+) -> Result<(Outcome, Vec<u8>), ProxyError> {
+    let mut first = [0u8; 1];
+    fill(stream, &mut first).await?;
+    match first[0] {
+        b'P' => {
+            let mut sig = [0u8; V1_SIGNATURE.len()];
+            sig[0] = b'P';
+            fill(stream, &mut sig[1..]).await?;
+            if &sig != V1_SIGNATURE {
+                return Err(ProxyError::Malformed(format!(
+                    "starts like v1 but is {:?}, not \"PROXY \"",
+                    sig.escape_ascii().to_string()
+                )));
+            }
+            if !trusted {
+                return Err(ProxyError::UntrustedSender(peer_ip));
+            }
+            Ok((read_v1(stream).await?, Vec::new()))
+        }
+        b'\r' => {
+            let mut sig = [0u8; V2_SIGNATURE.len()];
+            sig[0] = b'\r';
+            fill(stream, &mut sig[1..]).await?;
+            if &sig != V2_SIGNATURE {
+                return Err(ProxyError::Malformed(format!(
+                    "bad v2 signature {:?}",
+                    sig.escape_ascii().to_string()
+                )));
+            }
+            if !trusted {
+                return Err(ProxyError::UntrustedSender(peer_ip));
+            }
+            Ok((read_v2(stream).await?, Vec::new()))
+        }
+        other => match mode {
+            ProxyMode::Required => Err(ProxyError::Missing),
+            ProxyMode::Optional | ProxyMode::Off => Ok((Outcome::NoHeader, vec![other])),
+        },
+    }
+}
+
+/// Read the rest of a v1 header (after `PROXY `) up to and including `\r\n`, never further.
+async fn read_v1<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Outcome, ProxyError> {
+    let mut buf = [0u8; V1_MAX_LEN];
+    buf[..V1_SIGNATURE.len()].copy_from_slice(V1_SIGNATURE);
+    // Every valid header is at least V1_MIN_LEN long, so reading that much cannot overshoot one.
+    fill(stream, &mut buf[V1_SIGNATURE.len()..V1_MIN_LEN]).await?;
+    let mut len = V1_MIN_LEN;
+    let end = loop {
+        if let Some(cr) = buf[..len].iter().position(|&b| b == b'\r') {
+            if cr + 1 < len {
+                if cr + 2 < len {
+                    // The line ended inside the minimum read: too short to be valid.
+                    return Err(ProxyError::Malformed(format!(
+                        "v1 header {:?} is shorter than the {V1_MIN_LEN}-byte minimum",
+                        buf[..cr + 2].escape_ascii().to_string()
+                    )));
+                }
+                break cr + 2;
+            }
+        }
+        if len == V1_MAX_LEN {
+            return Err(ProxyError::Malformed(format!(
+                "v1 header longer than {V1_MAX_LEN} bytes without \\r\\n"
+            )));
+        }
+        // After a byte other than '\r' the line cannot end within the next byte, so two bytes
+        // can be read at once without passing the '\n'.
+        let step = if buf[len - 1] == b'\r' { 1 } else { 2 };
+        let next = (len + step).min(V1_MAX_LEN);
+        fill(stream, &mut buf[len..next]).await?;
+        len = next;
+    };
+    let header = ppp::v1::Header::try_from(&buf[..end])
+        .map_err(|e| ProxyError::Malformed(format!("v1: {e}")))?;
+    Ok(match header.addresses {
+        ppp::v1::Addresses::Unknown => Outcome::Local { version: 1 },
+        ppp::v1::Addresses::Tcp4(a) => Outcome::Proxied {
+            client: SocketAddr::new(IpAddr::V4(a.source_address), a.source_port),
+            destination: Some(SocketAddr::new(
+                IpAddr::V4(a.destination_address),
+                a.destination_port,
+            )),
+            version: 1,
+            vpce_id: None,
+        },
+        ppp::v1::Addresses::Tcp6(a) => Outcome::Proxied {
+            client: SocketAddr::new(IpAddr::V6(a.source_address), a.source_port),
+            destination: Some(SocketAddr::new(
+                IpAddr::V6(a.destination_address),
+                a.destination_port,
+            )),
+            version: 1,
+            vpce_id: None,
+        },
+    })
+}
+
+/// Read the rest of a v2 header (after the signature): the 4 fixed bytes, then exactly the
+/// announced payload length (checked against [`V2_MAX_PAYLOAD`] before anything is allocated).
+async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Outcome, ProxyError> {
+    let mut fixed = [0u8; V2_FIXED_LEN - V2_SIGNATURE.len()];
+    fill(stream, &mut fixed).await?;
+    let [ver_cmd, _family, len_hi, len_lo] = fixed;
+    let version = ver_cmd >> 4;
+    if version != 2 {
+        return Err(ProxyError::Malformed(format!(
+            "v2: version {version}, expected 2"
+        )));
+    }
+    let command = ver_cmd & 0x0F;
+    if command > 1 {
+        return Err(ProxyError::Malformed(format!(
+            "v2: unknown command {command:#x} (expected LOCAL 0x0 or PROXY 0x1)"
+        )));
+    }
+    let payload = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    if payload > V2_MAX_PAYLOAD {
+        return Err(ProxyError::Malformed(format!(
+            "v2: length {payload} over the limit of {V2_MAX_PAYLOAD} bytes"
+        )));
+    }
+    let mut buf = Vec::with_capacity(V2_FIXED_LEN + payload);
+    buf.extend_from_slice(V2_SIGNATURE);
+    buf.extend_from_slice(&fixed);
+    buf.resize(V2_FIXED_LEN + payload, 0);
+    fill(stream, &mut buf[V2_FIXED_LEN..]).await?;
+
+    if command == 0 {
+        // LOCAL: "discard the protocol block including the family" (the specification). An NLB
+        // fills in dummy addresses and padding, so nothing after the command is looked at.
+        return Ok(Outcome::Local { version: 2 });
+    }
+    let header = ppp::v2::Header::try_from(buf.as_slice())
+        .map_err(|e| ProxyError::Malformed(format!("v2: {e}")))?;
+    if header.command != V2Command::Proxy {
+        return Err(ProxyError::Malformed("v2: command is not PROXY".to_owned()));
+    }
+    if header.protocol == V2Protocol::Datagram {
+        return Err(ProxyError::Malformed(
+            "v2: transport protocol DGRAM on a stream connection".to_owned(),
+        ));
+    }
+    let (client, destination) =
+        match header.addresses {
+            V2Addresses::IPv4(a) => (
+                SocketAddr::new(IpAddr::V4(a.source_address), a.source_port),
+                SocketAddr::new(IpAddr::V4(a.destination_address), a.destination_port),
+            ),
+            V2Addresses::IPv6(a) => (
+                SocketAddr::new(IpAddr::V6(a.source_address), a.source_port),
+                SocketAddr::new(IpAddr::V6(a.destination_address), a.destination_port),
+            ),
+            V2Addresses::Unspecified => return Err(ProxyError::Malformed(
+                "v2: PROXY command with address family UNSPEC (only INET and INET6 are supported)"
+                    .to_owned(),
+            )),
+            V2Addresses::Unix(_) => return Err(ProxyError::Malformed(
+                "v2: PROXY command with address family UNIX (only INET and INET6 are supported)"
+                    .to_owned(),
+            )),
+        };
+    let mut vpce_id = None;
+    for tlv in header.tlvs() {
+        let tlv = tlv.map_err(|e| ProxyError::Malformed(format!("v2 TLV: {e}")))?;
+        if tlv.kind == PP2_TYPE_AWS {
+            if let Some((&PP2_SUBTYPE_AWS_VPCE_ID, id)) = tlv.value.split_first() {
+                vpce_id = Some(id.escape_ascii().to_string());
+            }
+        }
+    }
+    Ok(Outcome::Proxied {
+        client,
+        destination: Some(destination),
+        version: 2,
+        vpce_id,
+    })
+}
+
+/// `read_exact`, with end of stream reported as a connection closed mid-header.
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<(), ProxyError> {
+    match stream.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ProxyError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before the PROXY protocol header was complete",
+        ))),
+        Err(e) => Err(ProxyError::Io(e)),
+    }
+}
+
+/// A stream that first yields `prefix`, then reads from `inner`; writes go straight to `inner`.
+/// Hands the byte [`read_header`] looked at (when there was no header) back to SSH.
+#[derive(Debug)]
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: impl Into<Bytes>, inner: S) -> Self {
+        Prefixed {
+            prefix: prefix.into(),
+            inner,
+        }
+    }
+
+    /// The wrapped stream (e.g. for `peer_addr`).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The prefix bytes not yet read, and the wrapped stream.
+    pub fn into_parts(self) -> (Bytes, S) {
+        (self.prefix, self.inner)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = buf.remaining().min(this.prefix.len());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    const SSH: &[u8] = b"SSH-2.0-OpenSSH_9.2\r\n";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A load balancer inside the default trusted ranges.
+    fn lb() -> SocketAddr {
+        addr("10.0.0.5:40000")
+    }
+
+    /// A peer outside them.
+    fn outsider() -> SocketAddr {
+        addr("203.0.113.9:40000")
+    }
+
+    fn cfg(mode: ProxyMode) -> ProxyConfig {
+        ProxyConfig {
+            mode,
+            trusted: ProxyConfig::default_trusted(),
+            timeout: Duration::from_millis(2000),
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Delivery {
+        /// Header and SSH banner in one write (NLB: the header rides on the first segment).
+        OneWrite,
+        /// Header, a pause, then the banner (haproxy sends the header on connect).
+        HeaderThenPause,
+        /// Every byte its own write with a pause in between.
+        ByteByByte,
+    }
+
+    const ALL_DELIVERIES: [Delivery; 3] = [
+        Delivery::OneWrite,
+        Delivery::HeaderThenPause,
+        Delivery::ByteByByte,
+    ];
+
+    fn spawn_writer(mut w: DuplexStream, header: Vec<u8>, rest: Vec<u8>, how: Delivery) {
+        tokio::spawn(async move {
+            let pause = || tokio::time::sleep(Duration::from_millis(1));
+            match how {
+                Delivery::OneWrite => {
+                    let all = [header, rest].concat();
+                    w.write_all(&all).await.unwrap();
+                }
+                Delivery::HeaderThenPause => {
+                    w.write_all(&header).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    w.write_all(&rest).await.unwrap();
+                }
+                Delivery::ByteByByte => {
+                    // The pipe holds one byte, so every read sees at most one.
+                    for (i, b) in header.iter().chain(rest.iter()).enumerate() {
+                        w.write_all(&[*b]).await.unwrap();
+                        if i < 64 {
+                            pause().await;
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+            }
+            // Dropping `w` ends the stream, so the reader can read to the end.
+        });
+    }
+
+    /// Deliver `header` then `rest`; return the outcome and everything SSH would read after.
+    async fn deliver(
+        header: &[u8],
+        rest: &[u8],
+        how: Delivery,
+        peer: SocketAddr,
+        cfg: &ProxyConfig,
+    ) -> Result<(Outcome, Vec<u8>), ProxyError> {
+        let capacity = match how {
+            Delivery::ByteByByte => 1,
+            Delivery::OneWrite | Delivery::HeaderThenPause => 4096,
+        };
+        let (r, w) = tokio::io::duplex(capacity);
+        spawn_writer(w, header.to_vec(), rest.to_vec(), how);
+        let (outcome, mut stream) = accept(r, peer, cfg).await?;
+        let mut after = Vec::new();
+        stream.read_to_end(&mut after).await.unwrap();
+        Ok((outcome, after))
+    }
+
+    /// Every delivery gives the same outcome, and SSH then reads exactly `SSH`.
+    async fn same_everywhere(header: &[u8], peer: SocketAddr, cfg: &ProxyConfig) -> Outcome {
+        let mut seen: Option<Outcome> = None;
+        for how in ALL_DELIVERIES {
+            let (outcome, after) = deliver(header, SSH, how, peer, cfg)
+                .await
+                .unwrap_or_else(|e| panic!("{how:?}: {e}"));
+            assert_eq!(after, SSH, "{how:?}: SSH bytes damaged");
+            if let Some(prev) = &seen {
+                assert_eq!(prev, &outcome, "{how:?} differs");
+            }
+            seen = Some(outcome);
+        }
+        seen.unwrap()
+    }
+
+    async fn error_of(header: &[u8], peer: SocketAddr, cfg: &ProxyConfig) -> ProxyError {
+        match deliver(header, SSH, Delivery::OneWrite, peer, cfg).await {
+            Ok((o, _)) => panic!("expected an error, got {o:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A v2 header built by hand: version/command byte, family/protocol byte, payload.
+    fn v2(ver_cmd: u8, fam: u8, payload: &[u8]) -> Vec<u8> {
+        let mut h = V2_SIGNATURE.to_vec();
+        h.push(ver_cmd);
+        h.push(fam);
+        h.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+
+    fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut t = vec![kind];
+        t.extend_from_slice(&u16::try_from(value.len()).unwrap().to_be_bytes());
+        t.extend_from_slice(value);
+        t
+    }
+
+    fn v4_payload() -> Vec<u8> {
+        // 198.51.100.7:51234 -> 10.0.1.20:2222
+        vec![198, 51, 100, 7, 10, 0, 1, 20, 0xC8, 0x22, 0x08, 0xAE]
+    }
+
+    #[tokio::test]
+    async fn v1_tcp4() {
+        let o = same_everywhere(
+            b"PROXY TCP4 198.51.100.7 10.0.1.20 51234 2222\r\n",
+            lb(),
+            &cfg(ProxyMode::Required),
+        )
+        .await;
+        assert_eq!(
+            o,
+            Outcome::Proxied {
+                client: addr("198.51.100.7:51234"),
+                destination: Some(addr("10.0.1.20:2222")),
+                version: 1,
+                vpce_id: None,
+            }
+        );
+        assert_eq!(o.client(lb()), addr("198.51.100.7:51234"));
+    }
+
+    #[tokio::test]
+    async fn v1_tcp6() {
+        let o = same_everywhere(
+            b"PROXY TCP6 2001:db8::7 fd00::14 51234 2222\r\n",
+            lb(),
+            &cfg(ProxyMode::Optional),
+        )
+        .await;
+        assert_eq!(
+            o,
+            Outcome::Proxied {
+                client: addr("[2001:db8::7]:51234"),
+                destination: Some(addr("[fd00::14]:2222")),
+                version: 1,
+                vpce_id: None,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn v1_longest_valid_header() {
+        // 104 bytes + CRLF: the worst case the specification allows for.
+        let h = b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+        assert!(h.len() <= V1_MAX_LEN);
+        let o = same_everywhere(h, lb(), &cfg(ProxyMode::Required)).await;
+        assert!(matches!(o, Outcome::Proxied { version: 1, .. }));
+    }
+
+    #[tokio::test]
+    async fn v1_unknown_is_local() {
+        for h in [
+            &b"PROXY UNKNOWN\r\n"[..],
+            b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n",
+        ] {
+            let o = same_everywhere(h, lb(), &cfg(ProxyMode::Required)).await;
+            assert_eq!(o, Outcome::Local { version: 1 });
+            assert_eq!(o.client(lb()), lb());
+        }
+    }
+
+    #[tokio::test]
+    async fn v2_proxy_inet_by_hand() {
+        let o = same_everywhere(
+            &v2(0x21, 0x11, &v4_payload()),
+            lb(),
+            &cfg(ProxyMode::Required),
+        )
+        .await;
+        assert_eq!(
+            o,
+            Outcome::Proxied {
+                client: addr("198.51.100.7:51234"),
+                destination: Some(addr("10.0.1.20:2222")),
+                version: 2,
+                vpce_id: None,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn v2_proxy_inet6_with_ppp_builder() {
+        let src: SocketAddr = addr("[2001:db8::7]:51234");
+        let dst: SocketAddr = addr("[fd00::14]:2222");
+        let header = ppp::v2::Builder::with_addresses(
+            ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+            ppp::v2::Protocol::Stream,
+            (src, dst),
+        )
+        .build()
+        .unwrap();
+        let o = same_everywhere(&header, lb(), &cfg(ProxyMode::Required)).await;
+        assert_eq!(
+            o,
+            Outcome::Proxied {
+                client: src,
+                destination: Some(dst),
+                version: 2,
+                vpce_id: None,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn v2_local_with_dummy_addresses_and_padding_is_local() {
+        // As captured from an NLB health check: LOCAL, family INET/STREAM, 84 bytes of "address"
+        // and TLVs (CRC32C, then NOOP padding) that do not even line up with the family.
+        let mut payload = vec![0x03, 0x00, 0x04, 0xbc, 0xe5, 0x95, 0x1f, 0x04, 0x00, 0x4a];
+        payload.resize(84, 0);
+        let o = same_everywhere(&v2(0x20, 0x11, &payload), lb(), &cfg(ProxyMode::Required)).await;
+        assert_eq!(o, Outcome::Local { version: 2 });
+
+        // Dummy addresses that would otherwise parse, plus a NOOP TLV.
+        let mut payload = v4_payload();
+        payload.extend(tlv(0x04, &[0; 10]));
+        let o = same_everywhere(&v2(0x20, 0x11, &payload), lb(), &cfg(ProxyMode::Optional)).await;
+        assert_eq!(o, Outcome::Local { version: 2 });
+        assert_eq!(o.client(lb()), lb());
+
+        // The usual form: UNSPEC and no payload at all.
+        let o = same_everywhere(&v2(0x20, 0x00, &[]), lb(), &cfg(ProxyMode::Required)).await;
+        assert_eq!(o, Outcome::Local { version: 2 });
+    }
+
+    #[tokio::test]
+    async fn v2_aws_vpce_tlv() {
+        let mut payload = v4_payload();
+        payload.extend(tlv(0x04, &[0; 3]));
+        let mut aws = vec![PP2_SUBTYPE_AWS_VPCE_ID];
+        aws.extend_from_slice(b"vpce-08d2bf15fac5001c9");
+        payload.extend(tlv(PP2_TYPE_AWS, &aws));
+        let o = same_everywhere(&v2(0x21, 0x11, &payload), lb(), &cfg(ProxyMode::Required)).await;
+        assert_eq!(
+            o,
+            Outcome::Proxied {
+                client: addr("198.51.100.7:51234"),
+                destination: Some(addr("10.0.1.20:2222")),
+                version: 2,
+                vpce_id: Some("vpce-08d2bf15fac5001c9".to_owned()),
+            }
+        );
+
+        // Other AWS subtypes are ignored; hostile bytes in the id are escaped.
+        let mut payload = v4_payload();
+        payload.extend(tlv(PP2_TYPE_AWS, &[0x02, b'x']));
+        payload.extend(tlv(PP2_TYPE_AWS, b"\x01vpce-1\n\x1b[31m"));
+        let o = same_everywhere(&v2(0x21, 0x11, &payload), lb(), &cfg(ProxyMode::Required)).await;
+        let Outcome::Proxied { vpce_id, .. } = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!(vpce_id.as_deref(), Some("vpce-1\\n\\x1b[31m"));
+    }
+
+    #[tokio::test]
+    async fn v2_bad_tlv_is_malformed() {
+        let mut payload = v4_payload();
+        payload.extend([0x04, 0x00, 0x09, 0x00]); // TLV claims 9 bytes, has 1
+        let e = error_of(&v2(0x21, 0x11, &payload), lb(), &cfg(ProxyMode::Required)).await;
+        assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn optional_mode_plain_ssh_loses_nothing() {
+        for how in ALL_DELIVERIES {
+            let (o, after) = deliver(b"", SSH, how, lb(), &cfg(ProxyMode::Optional))
+                .await
+                .unwrap();
+            assert_eq!(o, Outcome::NoHeader);
+            assert_eq!(after, SSH, "{how:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn off_mode_reads_nothing() {
+        let (mut r, mut w) = tokio::io::duplex(64);
+        w.write_all(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")
+            .await
+            .unwrap();
+        let (o, prefix) = read_header(&mut r, lb(), &cfg(ProxyMode::Off))
+            .await
+            .unwrap();
+        assert_eq!(o, Outcome::NoHeader);
+        assert!(prefix.is_empty());
+        let mut first = [0u8; 6];
+        r.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"PROXY ");
+    }
+
+    #[tokio::test]
+    async fn second_header_is_ssh_data() {
+        let h = b"PROXY TCP4 198.51.100.7 10.0.1.20 51234 2222\r\n";
+        let rest = [&h[..], SSH].concat();
+        for how in ALL_DELIVERIES {
+            let (o, after) = deliver(h, &rest, how, lb(), &cfg(ProxyMode::Required))
+                .await
+                .unwrap();
+            assert!(matches!(o, Outcome::Proxied { version: 1, .. }));
+            assert_eq!(after, rest);
+        }
+    }
+
+    #[tokio::test]
+    async fn required_mode_without_header_is_missing() {
+        let e = error_of(b"", lb(), &cfg(ProxyMode::Required)).await;
+        assert!(matches!(e, ProxyError::Missing), "{e}");
+    }
+
+    #[tokio::test]
+    async fn truncated_then_silence_times_out() {
+        let mut c = cfg(ProxyMode::Required);
+        c.timeout = Duration::from_millis(200);
+        let v2_partial = v2(0x21, 0x11, &v4_payload())[..20].to_vec();
+        let v1_partial = b"PROXY TCP4 198.51.100.7 10.0".to_vec();
+        for partial in [Vec::new(), b"\r\n\r\n".to_vec(), v2_partial, v1_partial] {
+            let (mut r, mut w) = tokio::io::duplex(64);
+            w.write_all(&partial).await.unwrap();
+            let started = tokio::time::Instant::now();
+            let e = read_header(&mut r, lb(), &c).await.unwrap_err();
+            assert!(matches!(e, ProxyError::Timeout), "{partial:?}: {e}");
+            assert!(started.elapsed() >= Duration::from_millis(190));
+            drop(w); // kept open until here: silence, not EOF
+        }
+        // Optional mode waits for the first byte under the same deadline.
+        c.mode = ProxyMode::Optional;
+        let (mut r, _w) = tokio::io::duplex(64);
+        let e = read_header(&mut r, lb(), &c).await.unwrap_err();
+        assert!(matches!(e, ProxyError::Timeout), "{e}");
+    }
+
+    #[tokio::test]
+    async fn eof_mid_header_is_io() {
+        let (mut r, mut w) = tokio::io::duplex(64);
+        w.write_all(b"PROXY TCP4 1.2").await.unwrap();
+        drop(w);
+        let e = read_header(&mut r, lb(), &cfg(ProxyMode::Required))
+            .await
+            .unwrap_err();
+        let ProxyError::Io(io) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("closed before"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn bad_v2_signature_is_malformed() {
+        let e = error_of(
+            b"\r\n\r\n\0\r\nQUIX\n\x21\x11\x00\x0c",
+            lb(),
+            &cfg(ProxyMode::Optional),
+        )
+        .await;
+        assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+        let e = error_of(b"PROXY_TCP4 1.2.3.4\r\n", lb(), &cfg(ProxyMode::Optional)).await;
+        assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn v2_bad_version_command_family() {
+        let c = cfg(ProxyMode::Required);
+        for (ver_cmd, fam, want) in [
+            (0x11, 0x11, "version 1"),
+            (0x22, 0x11, "command 0x2"),
+            (0x21, 0x00, "UNSPEC"),
+            (0x21, 0x31, "UNIX"),
+            (0x21, 0x12, "DGRAM"),
+            (0x21, 0x51, "Address Family"),
+        ] {
+            let payload = if fam & 0xF0 == 0x30 {
+                vec![0; 216]
+            } else {
+                v4_payload()
+            };
+            let e = error_of(&v2(ver_cmd, fam, &payload), lb(), &c).await;
+            assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+            assert!(e.to_string().contains(want), "{e} lacks {want}");
+        }
+        // INET with a payload too short for the addresses.
+        let e = error_of(&v2(0x21, 0x11, &[1, 2, 3]), lb(), &c).await;
+        assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn v2_oversized_length_is_refused_before_reading_payload() {
+        let (mut r, mut w) = tokio::io::duplex(64);
+        // Announce 0xFFFF bytes and send none: the error must come without waiting for them.
+        let mut h = V2_SIGNATURE.to_vec();
+        h.extend([0x21, 0x11, 0xFF, 0xFF]);
+        w.write_all(&h).await.unwrap();
+        let e = read_header(&mut r, lb(), &cfg(ProxyMode::Required))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProxyError::Malformed(_)), "{e}");
+        assert!(e.to_string().contains("length 65535 over the limit"), "{e}");
+        drop(w);
+        // The largest accepted payload still works.
+        let mut payload = v4_payload();
+        payload.extend(tlv(0x04, &vec![0; V2_MAX_PAYLOAD - 12 - 3]));
+        assert_eq!(payload.len(), V2_MAX_PAYLOAD);
+        let o = same_everywhere(&v2(0x21, 0x11, &payload), lb(), &cfg(ProxyMode::Required)).await;
+        assert!(matches!(o, Outcome::Proxied { version: 2, .. }));
+    }
+
+    #[tokio::test]
+    async fn v1_too_long_or_bad_is_malformed() {
+        let c = cfg(ProxyMode::Required);
+        let long = format!("PROXY TCP4 {} 5.6.7.8 1 2\r\n", "1".repeat(120));
+        let e = error_of(long.as_bytes(), lb(), &c).await;
+        assert!(e.to_string().contains("longer than 107"), "{e}");
+        // Exactly 108 bytes with the CRLF: one too many.
+        let h = format!("PROXY UNKNOWN {}\r\n", "x".repeat(108 - 16));
+        assert_eq!(h.len(), 108);
+        let e = error_of(h.as_bytes(), lb(), &c).await;
+        assert!(e.to_string().contains("longer than 107"), "{e}");
+        // 107 bytes: accepted.
+        let h = format!("PROXY UNKNOWN {}\r\n", "x".repeat(107 - 16));
+        let o = same_everywhere(h.as_bytes(), lb(), &c).await;
+        assert_eq!(o, Outcome::Local { version: 1 });
+        for bad in [
+            &b"PROXY TCP4\r\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+            b"PROXY TCP4 ::1 ::2 1 2\r\n",
+            b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+            b"PROXY \xff\xfe 1.2.3.4 5.6.7.8 1 2\r\n",
+        ] {
+            let e = error_of(bad, lb(), &c).await;
+            assert!(
+                matches!(e, ProxyError::Malformed(_)),
+                "{:?}: {e}",
+                bad.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn untrusted_sender() {
+        let v1 = b"PROXY TCP4 198.51.100.7 10.0.1.20 51234 2222\r\n".to_vec();
+        let v2h = v2(0x21, 0x11, &v4_payload());
+        // Required: refused before reading anything (even with nothing sent).
+        let (mut r, _w) = tokio::io::duplex(64);
+        let e = read_header(&mut r, outsider(), &cfg(ProxyMode::Required))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ProxyError::UntrustedSender(ip) if ip == outsider().ip()),
+            "{e}"
+        );
+        // Optional with a header: spoofing attempt.
+        for h in [&v1, &v2h] {
+            let e = error_of(h, outsider(), &cfg(ProxyMode::Optional)).await;
+            assert!(matches!(e, ProxyError::UntrustedSender(_)), "{e}");
+            assert!(e.to_string().contains("203.0.113.9"), "{e}");
+        }
+        // Optional without a header: a plain client, nothing lost.
+        for how in ALL_DELIVERIES {
+            let (o, after) = deliver(b"", SSH, how, outsider(), &cfg(ProxyMode::Optional))
+                .await
+                .unwrap();
+            assert_eq!(o, Outcome::NoHeader);
+            assert_eq!(after, SSH);
+        }
+    }
+
+    #[tokio::test]
+    async fn ipv4_mapped_peer_matches_ipv4_cidr() {
+        let mapped = SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(10, 0, 0, 5).to_ipv6_mapped()),
+            40000,
+        );
+        let o = same_everywhere(
+            b"PROXY TCP4 198.51.100.7 10.0.1.20 51234 2222\r\n",
+            mapped,
+            &cfg(ProxyMode::Required),
+        )
+        .await;
+        assert!(matches!(o, Outcome::Proxied { .. }));
+        let outside_mapped = SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(203, 0, 113, 9).to_ipv6_mapped()),
+            40000,
+        );
+        let e = error_of(b"", outside_mapped, &cfg(ProxyMode::Required)).await;
+        assert!(
+            matches!(e, ProxyError::UntrustedSender(IpAddr::V4(ip)) if ip == Ipv4Addr::new(203, 0, 113, 9)),
+            "{e}"
+        );
+        // A mapped entry in the list matches plain IPv4 peers too.
+        let mut c = cfg(ProxyMode::Required);
+        c.trusted = ProxyConfig::parse_trusted("[::ffff:203.0.113.0]/120").unwrap();
+        assert_eq!(c.trusted, vec!["203.0.113.0/24".parse::<IpNet>().unwrap()]);
+        assert!(c.is_trusted(outsider().ip()));
+        assert!(c.is_trusted(outside_mapped.ip()));
+        assert!(!c.is_trusted(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn mode_parse_and_display() {
+        for m in [ProxyMode::Off, ProxyMode::Optional, ProxyMode::Required] {
+            assert_eq!(m.to_string().parse::<ProxyMode>().unwrap(), m);
+        }
+        assert_eq!(
+            " Required ".parse::<ProxyMode>().unwrap(),
+            ProxyMode::Required
+        );
+        let e = "v2".parse::<ProxyMode>().unwrap_err();
+        assert!(
+            e.contains("BASTION_PROXY_PROTOCOL") && e.contains("optional"),
+            "{e}"
+        );
+        assert_eq!(ProxyMode::default(), ProxyMode::Off);
+    }
+
+    #[test]
+    fn trusted_list_parsing() {
+        let nets =
+            ProxyConfig::parse_trusted(" 10.1.0.0/16, 192.0.2.7 ,fd00::/8,[2001:db8::1]").unwrap();
+        let want: Vec<IpNet> = ["10.1.0.0/16", "192.0.2.7/32", "fd00::/8", "2001:db8::1/128"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(nets, want);
+        for (bad, needle) in [
+            ("", "is empty"),
+            ("10.0.0.0/8,,10.1.0.0/16", "entry 2 is empty"),
+            ("10.0.0.1/8", "host bits"),
+            ("lb.example.com", "\"lb.example.com\""),
+            ("10.0.0.0/33", "not a CIDR"),
+            ("[fd00::/8", "brackets"),
+        ] {
+            let e = ProxyConfig::parse_trusted(bad).unwrap_err();
+            assert!(e.contains("BASTION_PROXY_TRUSTED"), "{e}");
+            assert!(e.contains(needle), "{bad}: {e} lacks {needle}");
+        }
+        assert_eq!(ProxyConfig::default_trusted().len(), 4);
+    }
+
+    #[test]
+    fn error_display_is_one_line() {
+        let errors = [
+            ProxyError::Timeout,
+            ProxyError::Missing,
+            ProxyError::Malformed("v2: x".into()),
+            ProxyError::UntrustedSender(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
+            ProxyError::Io(io::Error::other("boom")),
+        ];
+        for e in errors {
+            let s = e.to_string();
+            assert!(!s.contains('\n') && s.len() < 120, "{s}");
+        }
+    }
+
+    #[tokio::test]
+    async fn prefixed_replays_prefix_then_inner_and_passes_writes() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(b"SS".to_vec(), a);
+        b.write_all(b"H-2.0").await.unwrap();
+        let mut one = [0u8; 1];
+        p.read_exact(&mut one).await.unwrap();
+        assert_eq!(&one, b"S");
+        let mut rest = [0u8; 6];
+        p.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"SH-2.0");
+        p.write_all(b"reply").await.unwrap();
+        p.flush().await.unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"reply");
+        let (left, _inner) = p.into_parts();
+        assert!(left.is_empty());
+    }
+
+    // ---- property tests ----
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Headers of every kind, each with the outcome it must give.
+    fn sample_headers() -> Vec<(Vec<u8>, Outcome)> {
+        let mut aws = v4_payload();
+        let mut vpce = vec![PP2_SUBTYPE_AWS_VPCE_ID];
+        vpce.extend_from_slice(b"vpce-0abc");
+        aws.extend(tlv(PP2_TYPE_AWS, &vpce));
+        let proxied = |client: &str, dest: &str, version, vpce_id: Option<&str>| Outcome::Proxied {
+            client: addr(client),
+            destination: Some(addr(dest)),
+            version,
+            vpce_id: vpce_id.map(str::to_owned),
+        };
+        vec![
+            (
+                b"PROXY TCP4 198.51.100.7 10.0.1.20 51234 2222\r\n".to_vec(),
+                proxied("198.51.100.7:51234", "10.0.1.20:2222", 1, None),
+            ),
+            (
+                b"PROXY TCP6 2001:db8::7 fd00::14 51234 2222\r\n".to_vec(),
+                proxied("[2001:db8::7]:51234", "[fd00::14]:2222", 1, None),
+            ),
+            (b"PROXY UNKNOWN\r\n".to_vec(), Outcome::Local { version: 1 }),
+            (
+                v2(0x21, 0x11, &aws),
+                proxied("198.51.100.7:51234", "10.0.1.20:2222", 2, Some("vpce-0abc")),
+            ),
+            (v2(0x20, 0x00, &[]), Outcome::Local { version: 2 }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Whatever segments the bytes arrive in, the outcome is the same and SSH gets every
+        /// byte after the header.
+        #[test]
+        fn any_segmentation_gives_same_result(
+            which in 0usize..5,
+            cuts in proptest::collection::vec(1usize..40, 0..30),
+        ) {
+            let (header, want) = sample_headers().swap_remove(which);
+            let all = [header.as_slice(), SSH].concat();
+            let (got, after) = runtime().block_on(async {
+                let (r, mut w) = tokio::io::duplex(4096);
+                let bytes = all.clone();
+                tokio::spawn(async move {
+                    let mut rest = bytes.as_slice();
+                    for cut in cuts {
+                        let (now, later) = rest.split_at(cut.min(rest.len()));
+                        w.write_all(now).await.unwrap();
+                        tokio::task::yield_now().await;
+                        rest = later;
+                    }
+                    w.write_all(rest).await.unwrap();
+                });
+                let (o, mut stream) = accept(r, lb(), &cfg(ProxyMode::Optional)).await.unwrap();
+                let mut after = Vec::new();
+                stream.read_to_end(&mut after).await.unwrap();
+                (o, after)
+            });
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(after, SSH.to_vec());
+        }
+
+        /// Arbitrary bytes after either signature never panic and never wait past the end
+        /// of the stream; whatever is accepted leaves the rest of the stream untouched.
+        #[test]
+        fn garbage_never_panics(
+            v2_sig in proptest::bool::ANY,
+            fixed in proptest::collection::vec(proptest::num::u8::ANY, 4),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let mut input = if v2_sig { V2_SIGNATURE.to_vec() } else { V1_SIGNATURE.to_vec() };
+            if v2_sig {
+                input.extend(&fixed);
+            }
+            input.extend(&body);
+            let result = runtime().block_on(async {
+                let (mut r, mut w) = tokio::io::duplex(4096);
+                w.write_all(&input).await.unwrap();
+                drop(w);
+                let result = read_header(&mut r, lb(), &cfg(ProxyMode::Required)).await;
+                let mut rest = Vec::new();
+                r.read_to_end(&mut rest).await.unwrap();
+                result.map(|o| (o, rest))
+            });
+            match result {
+                Ok((_, rest)) => {
+                    // The consumed part is a whole header: v1 ends in CRLF, v2 is 16 + length.
+                    let used = input.len() - rest.len();
+                    proptest::prop_assert_eq!(&input[used..], rest.as_slice());
+                    if v2_sig {
+                        let len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
+                        proptest::prop_assert_eq!(used, V2_FIXED_LEN + len);
+                    } else {
+                        proptest::prop_assert!(input[..used].ends_with(b"\r\n"));
+                        proptest::prop_assert!((V1_MIN_LEN..=V1_MAX_LEN).contains(&used));
+                    }
+                }
+                Err(ProxyError::Timeout) => proptest::prop_assert!(false, "timed out on a closed stream"),
+                Err(_) => {}
+            }
+        }
+    }
+}
