@@ -1,18 +1,23 @@
-//! OpenSSH `authorized_keys` parsing: key options, public keys, fingerprints, and the lookup
-//! used at authentication.
+//! OpenSSH `authorized_keys` parsing, the revocation list, and the live key store: keys with
+//! their options, certificate authorities, fingerprints, and the lookups used at login.
 //!
 //! The format is sshd(8)'s: `[options] keytype base64 [comment]`, options comma-separated,
-//! values in double quotes with `\"` escapes. Options are parsed and kept with each key.
-//! Options that would restrict a key (`from=`, `permitopen=`, `expiry-time=`, `restrict`,
-//! `no-port-forwarding`, `cert-authority`, `principals=`) are not enforced by this version, so
-//! such a key fails closed: it is loaded, reported at start, and refused at login, rather than
-//! granted more than its line says.
+//! values in double quotes with `\"` escapes. Options become enforced restrictions
+//! (`key_options`). A line whose key does not decode is an error for the whole file (a typo
+//! must not silently lock someone out); a line with an unknown or malformed option is rejected
+//! alone, with an error naming it, and the other lines still load.
+//!
+//! [`KeyStore`] holds the current set and reloads the files when they change (polled every
+//! 2 s) and on SIGHUP; a broken new file keeps the last good set.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use russh::keys::{HashAlg, PublicKey};
 
 use crate::config::ConfigError;
+use crate::key_options::KeyRestrictions;
 
 /// One `name` or `name="value"` option, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,47 +25,6 @@ pub struct KeyOption {
     pub name: String,
     pub value: Option<String>,
 }
-
-/// Options a key line may carry, by what this version does with them.
-const ENFORCEMENT_PENDING: &[&str] = &[
-    "from",
-    "permitopen",
-    "permitlisten",
-    "expiry-time",
-    "restrict",
-    "no-port-forwarding",
-    "cert-authority",
-    "principals",
-];
-/// Options that ask for things the bastion never does (commands, ptys, X11, agent,
-/// environment, user rc): harmless here.
-const NO_EFFECT: &[&str] = &[
-    "command",
-    "environment",
-    "no-agent-forwarding",
-    "no-pty",
-    "no-user-rc",
-    "no-x11-forwarding",
-    "agent-forwarding",
-    "port-forwarding",
-    "pty",
-    "user-rc",
-    "x11-forwarding",
-    "no-touch-required",
-    "touch-required",
-    "verify-required",
-    "tunnel",
-];
-const NEEDS_VALUE: &[&str] = &[
-    "from",
-    "permitopen",
-    "permitlisten",
-    "expiry-time",
-    "principals",
-    "command",
-    "environment",
-    "tunnel",
-];
 
 #[derive(Debug, Clone)]
 pub struct AuthorizedKey {
@@ -70,74 +34,307 @@ pub struct AuthorizedKey {
     pub line: usize,
     pub comment: String,
     pub fingerprint: String,
+    /// What the options allow, enforced at login and at each tunnel.
+    pub restrictions: KeyRestrictions,
 }
 
-impl AuthorizedKey {
-    /// Options on this line that this version cannot enforce yet (the key is refused).
-    pub fn unenforced_options(&self) -> Vec<&str> {
-        self.options
-            .iter()
-            .map(|o| o.name.as_str())
-            .filter(|n| ENFORCEMENT_PENDING.contains(n))
-            .collect()
-    }
-}
-
-/// The loaded key list.
+/// The loaded key list: plain keys and certificate authorities, plus the revocation list.
 #[derive(Debug, Clone)]
 pub struct AuthorizedKeys {
     pub keys: Vec<AuthorizedKey>,
     /// Where the keys came from, for messages: the setting name or the file path.
     pub source: String,
+    /// Lines rejected for their options (logged; the other lines are in `keys`).
+    pub rejected: Vec<LineError>,
+    pub revoked: Revocations,
+}
+
+/// Where the key list and the revocation list come from (content or file).
+#[derive(Debug, Clone, Default)]
+pub struct KeySources {
+    pub keys: Option<String>,
+    pub keys_file: Option<PathBuf>,
+    pub revoked: Option<String>,
+    pub revoked_file: Option<PathBuf>,
+}
+
+impl KeySources {
+    fn read(&self) -> Result<(String, String, String), String> {
+        let (text, source) = match (&self.keys, &self.keys_file) {
+            (Some(text), _) => (text.clone(), "BASTION_AUTHORIZED_KEYS".to_owned()),
+            (None, Some(path)) => (
+                std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "BASTION_AUTHORIZED_KEYS_FILE: cannot read {}: {e}; check the path and \
+                         its permissions",
+                        path.display()
+                    )
+                })?,
+                format!("BASTION_AUTHORIZED_KEYS_FILE ({})", path.display()),
+            ),
+            (None, None) => {
+                return Err(
+                    "no authorized keys: set BASTION_AUTHORIZED_KEYS to the text of an \
+                     authorized_keys file, or BASTION_AUTHORIZED_KEYS_FILE to its path \
+                     (for a local try: BASTION_AUTHORIZED_KEYS=\"$(cat ~/.ssh/id_ed25519.pub)\")"
+                        .into(),
+                )
+            }
+        };
+        let revoked = match (&self.revoked, &self.revoked_file) {
+            (Some(text), _) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "BASTION_REVOKED_KEYS_FILE: cannot read {}: {e}; check the path and its \
+                     permissions",
+                    path.display()
+                )
+            })?,
+            (None, None) => String::new(),
+        };
+        Ok((text, source, revoked))
+    }
+
+    /// Read and parse everything. A key that does not decode, an unreadable file, a bad
+    /// revocation line or a list without any usable key is an error.
+    pub fn load(&self) -> Result<AuthorizedKeys, String> {
+        let (text, source, revoked_text) = self.read()?;
+        let revoked =
+            Revocations::parse(&revoked_text).map_err(|e| format!("BASTION_REVOKED_KEYS: {e}"))?;
+        let (keys, rejected) = parse(&text).map_err(|e| format!("{source}: {e}"))?;
+        if keys.is_empty() {
+            let why = match rejected.first() {
+                Some(e) => format!("every key line was rejected (first: {e})"),
+                None => "holds no keys; add at least one line such as \
+                         `ssh-ed25519 AAAA... alice@laptop`"
+                    .to_owned(),
+            };
+            return Err(format!("{source}: {why}"));
+        }
+        Ok(AuthorizedKeys {
+            keys,
+            source,
+            rejected,
+            revoked,
+        })
+    }
 }
 
 impl AuthorizedKeys {
     /// Load from `BASTION_AUTHORIZED_KEYS` content or `BASTION_AUTHORIZED_KEYS_FILE`.
     pub fn load(content: Option<&str>, file: Option<&Path>) -> Result<AuthorizedKeys, ConfigError> {
-        let (text, source) = match (content, file) {
-            (Some(text), _) => (text.to_owned(), "BASTION_AUTHORIZED_KEYS".to_owned()),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!(
-                        "BASTION_AUTHORIZED_KEYS_FILE: cannot read {}: {e}; check the path and \
-                         its permissions",
-                        path.display()
-                    ))
-                })?;
-                (
-                    text,
-                    format!("BASTION_AUTHORIZED_KEYS_FILE ({})", path.display()),
-                )
-            }
-            (None, None) => {
-                return Err(ConfigError(
-                    "no authorized keys: set BASTION_AUTHORIZED_KEYS to the text of an \
-                     authorized_keys file, or BASTION_AUTHORIZED_KEYS_FILE to its path \
-                     (for a local try: BASTION_AUTHORIZED_KEYS=\"$(cat ~/.ssh/id_ed25519.pub)\")"
-                        .into(),
-                ))
-            }
-        };
-        let keys = parse(&text).map_err(|e| ConfigError(format!("{source}: {e}")))?;
-        if keys.is_empty() {
-            return Err(ConfigError(format!(
-                "{source}: holds no keys; add at least one line such as \
-                 `ssh-ed25519 AAAA... alice@laptop`"
-            )));
+        KeySources {
+            keys: content.map(str::to_owned),
+            keys_file: file.map(Path::to_path_buf),
+            ..KeySources::default()
         }
-        Ok(AuthorizedKeys { keys, source })
+        .load()
+        .map_err(ConfigError)
     }
 
-    /// The line authorizing this key, if any (compares key material, not comments).
+    /// The plain-key line authorizing this key, if any (compares key material, not comments;
+    /// `cert-authority` lines never authorize their key directly).
     pub fn find(&self, key: &PublicKey) -> Option<&AuthorizedKey> {
         self.keys
             .iter()
-            .find(|k| k.key.key_data() == key.key_data())
+            .find(|k| !k.restrictions.cert_authority && k.key.key_data() == key.key_data())
+    }
+
+    /// The `cert-authority` lines.
+    pub fn authorities(&self) -> impl Iterator<Item = &AuthorizedKey> {
+        self.keys.iter().filter(|k| k.restrictions.cert_authority)
+    }
+
+    /// The `cert-authority` line of this CA key, by line number.
+    pub fn authority_at(&self, line: usize) -> Option<&AuthorizedKey> {
+        self.authorities().find(|k| k.line == line)
     }
 }
 
+/// Revoked keys, by SHA256 fingerprint (`BASTION_REVOKED_KEYS` / `_FILE`): lines holding a
+/// public key (`ssh-ed25519 AAAA…`, options not allowed) or a `SHA256:…` fingerprint, `#`
+/// comments. A revoked key cannot log in, directly or as a certificate's key, and a revoked CA
+/// key signs nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    fingerprints: std::collections::HashSet<String>,
+}
+
+impl Revocations {
+    pub fn parse(text: &str) -> Result<Revocations, LineError> {
+        let mut fingerprints = std::collections::HashSet::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fail = |message: String| LineError {
+                line: i + 1,
+                message,
+            };
+            if let Some(b64) = line.strip_prefix("SHA256:") {
+                let b64 = b64.split_whitespace().next().unwrap_or_default();
+                if b64.len() != 43
+                    || !b64
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+                {
+                    return Err(fail(format!(
+                        "\"{}\" is not a SHA256 fingerprint as ssh-keygen -l prints it",
+                        truncate(line)
+                    )));
+                }
+                fingerprints.insert(format!("SHA256:{b64}"));
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let kind = words.next().unwrap_or_default();
+            let blob = words.next().unwrap_or_default();
+            if !is_key_type(kind) || blob.is_empty() {
+                return Err(fail(format!(
+                    "expected a public key or a SHA256:... fingerprint, found \"{}\"",
+                    truncate(line)
+                )));
+            }
+            let key = PublicKey::from_openssh(&format!("{kind} {blob}"))
+                .map_err(|e| fail(format!("the {kind} key data does not decode ({e})")))?;
+            fingerprints.insert(key.fingerprint(HashAlg::Sha256).to_string());
+        }
+        Ok(Revocations { fingerprints })
+    }
+
+    pub fn is_revoked(&self, fingerprint: &str) -> bool {
+        self.fingerprints.contains(fingerprint)
+    }
+
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+}
+
+/// The current key set, reloaded from its files while the server runs.
+pub struct KeyStore {
+    sources: KeySources,
+    current: RwLock<Arc<AuthorizedKeys>>,
+    reload: tokio::sync::Notify,
+}
+
+impl KeyStore {
+    pub fn load(sources: KeySources) -> Result<Arc<KeyStore>, ConfigError> {
+        let keys = sources.load().map_err(ConfigError)?;
+        Ok(Arc::new(KeyStore {
+            sources,
+            current: RwLock::new(Arc::new(keys)),
+            reload: tokio::sync::Notify::new(),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<AuthorizedKeys> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Are there files to watch (content from the environment never changes)?
+    pub fn has_files(&self) -> bool {
+        (self.sources.keys.is_none() && self.sources.keys_file.is_some())
+            || (self.sources.revoked.is_none() && self.sources.revoked_file.is_some())
+    }
+
+    /// Re-read the sources; `Ok(Some(new))` when something changed, `Ok(None)` when not, and
+    /// `Err` (the old set stays) when the new files are broken.
+    pub fn reload_now(&self) -> Result<Option<Arc<AuthorizedKeys>>, String> {
+        let fresh = self.sources.load()?;
+        let old = self.current();
+        if same_keys(&old, &fresh) {
+            return Ok(None);
+        }
+        let fresh = Arc::new(fresh);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        Ok(Some(fresh))
+    }
+
+    /// Ask the watcher to reload at once (SIGHUP does this).
+    pub fn request_reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Poll the files every `every` and reload on SIGHUP; `on_change` runs after each change
+    /// (the server closes tunnels of keys that are gone).
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        every: Duration,
+        on_change: impl Fn(Arc<AuthorizedKeys>) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut last_error: Option<String> = None;
+            loop {
+                let hangup = async {
+                    match hup.as_mut() {
+                        Some(h) => {
+                            h.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = hangup => last_error = None,
+                    _ = store.reload.notified() => last_error = None,
+                }
+                match store.reload_now() {
+                    Ok(Some(keys)) => {
+                        last_error = None;
+                        tracing::info!(
+                            event = "keys_reloaded",
+                            keys = keys.keys.len(),
+                            revoked = keys.revoked.len(),
+                            source = %keys.source,
+                            "authorized keys reloaded"
+                        );
+                        log_rejected(&keys);
+                        on_change(keys);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if last_error.as_deref() != Some(e.as_str()) {
+                            tracing::error!(
+                                event = "keys_reload_failed",
+                                error = %e,
+                                "new key files are broken: keeping the previous keys"
+                            );
+                            last_error = Some(e);
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Log the lines rejected for their options.
+pub fn log_rejected(keys: &AuthorizedKeys) {
+    for e in &keys.rejected {
+        tracing::error!(event = "key_line_rejected", source = %keys.source, line = e.line,
+                        error = %e.message, "authorized_keys line rejected; other lines loaded");
+    }
+}
+
+fn same_keys(a: &AuthorizedKeys, b: &AuthorizedKeys) -> bool {
+    a.revoked == b.revoked
+        && a.keys.len() == b.keys.len()
+        && a.keys.iter().zip(&b.keys).all(|(x, y)| {
+            x.line == y.line && x.key.key_data() == y.key.key_data() && x.options == y.options
+        })
+}
+
 /// A malformed line: the message names the line number and what is wrong.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
     pub line: usize,
     pub message: String,
@@ -149,21 +346,60 @@ impl std::fmt::Display for LineError {
     }
 }
 
-/// Parse a whole file; the first malformed line is an error.
-pub fn parse(text: &str) -> Result<Vec<AuthorizedKey>, LineError> {
+/// What is wrong with a line.
+#[derive(Debug)]
+pub enum LineProblem {
+    /// The key itself does not parse: the whole file is refused.
+    Key(String),
+    /// The key is fine but an option is unknown or malformed: this line alone is rejected.
+    Options(String),
+}
+
+impl std::fmt::Display for LineProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineProblem::Key(m) | LineProblem::Options(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<LineProblem> for String {
+    fn from(p: LineProblem) -> String {
+        p.to_string()
+    }
+}
+
+impl LineProblem {
+    pub fn contains(&self, needle: &str) -> bool {
+        self.to_string().contains(needle)
+    }
+}
+
+/// Parse a whole file: the keys, and the lines rejected for their options. A line whose key
+/// does not parse is an error for the whole file.
+pub fn parse(text: &str) -> Result<(Vec<AuthorizedKey>, Vec<LineError>), LineError> {
     let mut keys = Vec::new();
+    let mut rejected = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = parse_line(line, i + 1).map_err(|message| LineError {
-            line: i + 1,
-            message,
-        })?;
-        keys.push(key);
+        match parse_line(line, i + 1) {
+            Ok(key) => keys.push(key),
+            Err(LineProblem::Options(message)) => rejected.push(LineError {
+                line: i + 1,
+                message,
+            }),
+            Err(LineProblem::Key(message)) => {
+                return Err(LineError {
+                    line: i + 1,
+                    message,
+                })
+            }
+        }
     }
-    Ok(keys)
+    Ok((keys, rejected))
 }
 
 fn is_key_type(word: &str) -> bool {
@@ -174,43 +410,52 @@ fn is_key_type(word: &str) -> bool {
 }
 
 /// Parse one non-empty, non-comment line.
-pub fn parse_line(line: &str, number: usize) -> Result<AuthorizedKey, String> {
+pub fn parse_line(line: &str, number: usize) -> Result<AuthorizedKey, LineProblem> {
     let first = line.split_whitespace().next().unwrap_or_default();
     let (options, rest) = if is_key_type(first) {
         (Vec::new(), line)
     } else {
-        let (options, rest) = parse_options(line)?;
+        let (options, rest) = parse_options(line).map_err(LineProblem::Key)?;
         (options, rest.trim_start())
     };
+    let key = parse_key(rest)?;
+    let restrictions = KeyRestrictions::from_options(&options).map_err(LineProblem::Options)?;
+    let fingerprint = key.0.fingerprint(HashAlg::Sha256).to_string();
+    Ok(AuthorizedKey {
+        key: key.0,
+        options,
+        line: number,
+        comment: key.1,
+        fingerprint,
+        restrictions,
+    })
+}
+
+/// `keytype base64 [comment]` → the key and its comment.
+fn parse_key(rest: &str) -> Result<(PublicKey, String), LineProblem> {
+    let fail = |m: String| LineProblem::Key(m);
     let mut words = rest.splitn(3, |c: char| c.is_ascii_whitespace());
     let kind = words.next().unwrap_or_default();
     let blob = words.next().unwrap_or_default().trim();
     let comment = words.next().unwrap_or_default().trim().to_owned();
     if !is_key_type(kind) {
-        return Err(format!(
+        return Err(fail(format!(
             "expected a key type such as ssh-ed25519 after the options, found \"{}\"",
             truncate(kind)
-        ));
+        )));
     }
     if kind.ends_with("-cert-v01@openssh.com") {
-        return Err(format!(
+        return Err(fail(format!(
             "\"{kind}\" is a certificate; authorized_keys lists plain keys (or a CA key \
              marked cert-authority)"
-        ));
+        )));
     }
     if blob.is_empty() {
-        return Err(format!("the {kind} key has no base64 key data"));
+        return Err(fail(format!("the {kind} key has no base64 key data")));
     }
     let key = PublicKey::from_openssh(&format!("{kind} {blob}"))
-        .map_err(|e| format!("the {kind} key data does not decode ({e})"))?;
-    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-    Ok(AuthorizedKey {
-        key,
-        options,
-        line: number,
-        comment,
-        fingerprint,
-    })
+        .map_err(|e| fail(format!("the {kind} key data does not decode ({e})")))?;
+    Ok((key, comment))
 }
 
 fn truncate(s: &str) -> String {
@@ -267,7 +512,6 @@ fn parse_options(line: &str) -> Result<(Vec<KeyOption>, &str), String> {
             }
             value = Some(v);
         }
-        check_option(&name, value.as_deref())?;
         options.push(KeyOption { name, value });
         match bytes.get(i) {
             Some(b',') => i += 1,
@@ -284,20 +528,6 @@ fn parse_options(line: &str) -> Result<(Vec<KeyOption>, &str), String> {
     }
 }
 
-fn check_option(name: &str, value: Option<&str>) -> Result<(), String> {
-    let known = ENFORCEMENT_PENDING.contains(&name) || NO_EFFECT.contains(&name);
-    if !known {
-        return Err(format!(
-            "unknown option \"{name}\" (see sshd(8) AUTHORIZED_KEYS FILE FORMAT)"
-        ));
-    }
-    match (NEEDS_VALUE.contains(&name), value) {
-        (true, None) => Err(format!("option {name} needs a value: {name}=\"...\"")),
-        (false, Some(_)) => Err(format!("option {name} takes no value")),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +537,7 @@ mod tests {
 
     #[test]
     fn plain_key_with_comment() {
-        let keys = parse(&format!("# team\n\n{KEY} alice@laptop\n")).unwrap();
+        let (keys, _) = parse(&format!("# team\n\n{KEY} alice@laptop\n")).unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].line, 3);
         assert_eq!(keys[0].comment, "alice@laptop");
@@ -327,15 +557,25 @@ mod tests {
             Some("10.0.0.0/8,!10.1.0.0/16")
         );
         assert_eq!(k.options[3].value.as_deref(), Some("echo \"hi\""));
-        assert_eq!(k.unenforced_options(), vec!["from", "permitopen"]);
+        assert!(k.restrictions.from.is_some());
+        assert_eq!(k.restrictions.permit_open.len(), 1);
     }
 
     #[test]
     fn malformed_lines_name_the_line() {
         let e = parse(&format!("{KEY}\nssh-ed25519 notbase64!!\n")).unwrap_err();
         assert_eq!(e.line, 2);
-        let e = parse("bogus-option ssh-ed25519 AAAA").unwrap_err();
-        assert!(e.message.contains("unknown option"), "{e}");
+        // An unknown option rejects its line alone; the other lines load.
+        let (keys, rejected) = parse(&format!("bogus-option {KEY}\n{KEY} ok\n")).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(rejected[0].line, 1);
+        assert!(
+            rejected[0].message.contains("bogus-option"),
+            "{:?}",
+            rejected
+        );
+        // A line that is not a key at all stops the load.
+        assert_eq!(parse("not a key at all").unwrap_err().line, 1);
         assert!(parse_line(&format!("from=10.0.0.1 {KEY}"), 1).is_err());
         assert!(parse_line(&format!("from=\"10.0.0.1 {KEY}"), 1).is_err());
         assert!(parse_line("no-pty", 1).is_err());
@@ -348,6 +588,49 @@ mod tests {
         let keys = AuthorizedKeys::load(Some(&format!("{KEY} a")), None).unwrap();
         let probe = PublicKey::from_openssh(&format!("{KEY} other")).unwrap();
         assert_eq!(keys.find(&probe).map(|k| k.line), Some(1));
+    }
+
+    #[test]
+    fn revocations_take_keys_and_fingerprints() {
+        let k = PublicKey::from_openssh(KEY).unwrap();
+        let fp = k.fingerprint(HashAlg::Sha256).to_string();
+        let r = Revocations::parse(&format!("# gone\n{KEY} old\n")).unwrap();
+        assert!(r.is_revoked(&fp));
+        let r = Revocations::parse(&format!("{fp}\n")).unwrap();
+        assert!(r.is_revoked(&fp));
+        assert_eq!(Revocations::parse("SHA256:short\n").unwrap_err().line, 1);
+        assert_eq!(Revocations::parse("\nnonsense\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn cert_authority_lines_do_not_authorize_their_key() {
+        let keys = AuthorizedKeys::load(Some(&format!("cert-authority {KEY} ca")), None).unwrap();
+        let probe = PublicKey::from_openssh(KEY).unwrap();
+        assert!(keys.find(&probe).is_none());
+        assert_eq!(keys.authorities().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn store_reload_keeps_the_last_good_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorized_keys");
+        std::fs::write(&path, format!("{KEY} a\n")).unwrap();
+        let store = KeyStore::load(KeySources {
+            keys_file: Some(path.clone()),
+            ..KeySources::default()
+        })
+        .unwrap();
+        assert!(store.has_files());
+        assert!(store.reload_now().unwrap().is_none(), "unchanged");
+        std::fs::write(&path, "ssh-ed25519 broken!!\n").unwrap();
+        assert!(store.reload_now().is_err());
+        assert_eq!(
+            store.current().keys.len(),
+            1,
+            "a broken file keeps the last good set"
+        );
+        std::fs::write(&path, format!("# emptied\n{KEY} a\n{KEY} b\n")).unwrap();
+        assert_eq!(store.reload_now().unwrap().map(|k| k.keys.len()), Some(2));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
-use crate::authorized_keys::AuthorizedKeys;
+use crate::authorized_keys::{KeySources, KeyStore};
 use crate::client_policy::LivePolicy;
 use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
@@ -87,9 +87,23 @@ pub struct Options {
     )]
     pub authorized_keys: Option<String>,
 
-    /// Path of an OpenSSH authorized_keys file.
+    /// Path of an OpenSSH authorized_keys file; reloaded when it changes (and on SIGHUP):
+    /// tunnels of a removed key are closed.
     #[arg(long, env = "BASTION_AUTHORIZED_KEYS_FILE")]
     pub authorized_keys_file: Option<PathBuf>,
+
+    /// Revoked keys: public key lines or SHA256:... fingerprints, one per line. A revoked key
+    /// (or CA key) cannot log in; its open tunnels are closed when the list is reloaded.
+    #[arg(
+        long,
+        env = "BASTION_REVOKED_KEYS",
+        conflicts_with = "revoked_keys_file"
+    )]
+    pub revoked_keys: Option<String>,
+
+    /// Path of the revoked keys list; reloaded when it changes (and on SIGHUP).
+    #[arg(long, env = "BASTION_REVOKED_KEYS_FILE")]
+    pub revoked_keys_file: Option<PathBuf>,
 
     /// Where tunnels may go: comma-separated rules host:port, *.suffix:port, CIDR:port
     /// ([v6]:port; * for any port). Empty: private ranges (10/8, 172.16/12, 192.168/16,
@@ -176,7 +190,7 @@ pub struct Options {
 pub struct Settings {
     pub listen: SocketAddr,
     pub host_key: HostKey,
-    pub authorized_keys: AuthorizedKeys,
+    pub keys: Arc<KeyStore>,
     pub destinations: DestinationPolicy,
     pub shutdown_grace: Duration,
     pub login_grace_time: Duration,
@@ -225,10 +239,12 @@ impl Options {
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let listen = parse_listen(&self.listen)?;
         let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())?;
-        let authorized_keys = AuthorizedKeys::load(
-            self.authorized_keys.as_deref(),
-            self.authorized_keys_file.as_deref(),
-        )?;
+        let keys = KeyStore::load(KeySources {
+            keys: self.authorized_keys,
+            keys_file: self.authorized_keys_file,
+            revoked: self.revoked_keys,
+            revoked_file: self.revoked_keys_file,
+        })?;
         let destinations =
             DestinationPolicy::parse(&self.permit_open).map_err(|e| ConfigError(e.to_string()))?;
         if self.tunnel_stall_timeout.is_zero() {
@@ -266,7 +282,7 @@ impl Options {
         Ok(Settings {
             listen,
             host_key,
-            authorized_keys,
+            keys,
             destinations,
             shutdown_grace: self.shutdown_grace,
             login_grace_time: self.login_grace_time,

@@ -69,16 +69,23 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
     } else {
         info!(event = "host_key", fingerprint, source, "host key loaded");
     }
-    for key in &settings.authorized_keys.keys {
-        let pending = key.unenforced_options();
-        if !pending.is_empty() {
-            warn!(event = "key_refused", line = key.line, fingerprint = %key.fingerprint,
-                  options = %pending.join(","),
-                  "authorized key has options this version does not enforce; it will be refused");
+    let keys = settings.keys.current();
+    bastion::authorized_keys::log_rejected(&keys);
+    for key in &keys.keys {
+        for note in key
+            .restrictions
+            .ignored
+            .iter()
+            .chain(&key.restrictions.warnings)
+        {
+            info!(event = "key_option_note", line = key.line, fingerprint = %key.fingerprint,
+                  note = %note, "authorized_keys option has no effect here");
         }
     }
-    info!(event = "config", authorized_keys = settings.authorized_keys.keys.len(),
-          keys_source = %settings.authorized_keys.source,
+    info!(event = "config", authorized_keys = keys.keys.len(),
+          certificate_authorities = keys.authorities().count(),
+          revoked = keys.revoked.len(),
+          keys_source = %keys.source,
           permit_open = %settings.destinations.describe(),
           proxy_protocol = %settings.proxy.mode,
           clients = %settings.clients.current().summary(), "configuration loaded");

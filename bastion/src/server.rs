@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 use std::net::SocketAddr;
 
 use crate::audit;
+use crate::authorized_keys::AuthorizedKeys;
 use crate::client_policy::LivePolicy;
 use crate::config::Settings;
 use crate::flow::{Flow, FlowLimits, GatedStream};
@@ -134,7 +135,7 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
     let server = Arc::new(Server {
         config: Arc::new(ssh_config(&settings)),
         shared: Arc::new(Shared {
-            authorized_keys: settings.authorized_keys,
+            keys: settings.keys.clone(),
             destinations: settings.destinations,
             connect_timeout: settings.connect_timeout,
             max_auth_tries: settings.max_auth_tries,
@@ -150,6 +151,15 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
         health_checks: AtomicU64::new(0),
     });
     let watcher = settings.clients.spawn_watcher();
+    // Keys from the environment never change: watch only files.
+    let key_watcher = settings.keys.has_files().then(|| {
+        let server = server.clone();
+        settings
+            .keys
+            .spawn_watcher(Duration::from_secs(2), move |keys| {
+                revoke_gone(&server, &keys)
+            })
+    });
     info!(event = "listening", addr = %local, "listening for SSH connections");
 
     let shutdown = shutdown_signal();
@@ -174,6 +184,9 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
     drop(listener);
     drain(&server, settings.shutdown_grace).await;
     watcher.abort();
+    if let Some(w) = key_watcher {
+        w.abort();
+    }
     Ok(())
 }
 
@@ -232,6 +245,30 @@ async fn drain(server: &Arc<Server>, grace: Duration) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After a key reload: close the connections (and so the tunnels) of keys that were removed
+/// or revoked, with an audit event each.
+fn revoke_gone(server: &Arc<Server>, keys: &AuthorizedKeys) {
+    let gone: Vec<(u64, String, Arc<Flow>, Option<Handle>)> = server
+        .live()
+        .iter()
+        .filter_map(|(id, l)| {
+            let identity = l.state.identity.lock().ok()?.clone()?;
+            let why = identity.still_allowed(keys).err()?;
+            Some((
+                *id,
+                format!("{} ({})", why, identity.user),
+                l.flow.clone(),
+                l.handle.clone(),
+            ))
+        })
+        .collect();
+    for (id, why, flow, handle) in gone {
+        warn!(event = "access_revoked", conn = id, reason = %why,
+              "closing the connection and its tunnels: its key is no longer authorized");
+        close_connection(flow, handle, "your key is no longer authorized");
     }
 }
 

@@ -16,9 +16,11 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
 
 use crate::audit::{self, ConnInfo};
-use crate::authorized_keys::AuthorizedKeys;
+use crate::authorized_keys::{AuthorizedKeys, KeyStore};
+use crate::certificates::{check_user_certificate, CertificateAuthority};
 use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
+use crate::key_options::KeyRestrictions;
 
 /// Shown when a client asks for a shell (`ssh host`, or `ssh -L …` without `-N`).
 pub const NOTICE: &str = "\r\nThis host only forwards ports: there is no shell here.\r\n\
@@ -33,7 +35,7 @@ pub const MAX_TUNNELS_PER_CONNECTION: usize = 256;
 
 /// What every connection of the server shares.
 pub struct Shared {
-    pub authorized_keys: AuthorizedKeys,
+    pub keys: Arc<KeyStore>,
     pub destinations: DestinationPolicy,
     pub connect_timeout: std::time::Duration,
     pub max_auth_tries: u32,
@@ -60,11 +62,63 @@ impl Drop for StartupSlot {
     }
 }
 
-/// Per-connection state observed from outside (server: login deadline, shutdown).
+/// Per-connection state observed from outside (server: login deadline, shutdown, key reload).
 #[derive(Default)]
 pub struct ConnState {
     pub authenticated: AtomicBool,
     pub open_tunnels: AtomicUsize,
+    pub identity: std::sync::Mutex<Option<Identity>>,
+}
+
+/// What let a connection in, to re-check it when the key files change.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    /// SHA256 fingerprint of the user's key (the certificate's key for a certificate login).
+    pub key_fingerprint: String,
+    /// SHA256 fingerprint of the CA, for a certificate login.
+    pub ca_fingerprint: Option<String>,
+}
+
+impl Identity {
+    /// Is this identity still allowed by the (reloaded) key set? `Err` says why not.
+    pub fn still_allowed(&self, keys: &AuthorizedKeys) -> Result<(), String> {
+        if keys.revoked.is_revoked(&self.key_fingerprint) {
+            return Err(format!("key {} was revoked", self.key_fingerprint));
+        }
+        match &self.ca_fingerprint {
+            None => {
+                let present = keys.keys.iter().any(|k| {
+                    !k.restrictions.cert_authority && k.fingerprint == self.key_fingerprint
+                });
+                if present {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "key {} was removed from the authorized keys",
+                        self.key_fingerprint
+                    ))
+                }
+            }
+            Some(ca) => {
+                if keys.revoked.is_revoked(ca) {
+                    return Err(format!("certificate authority {ca} was revoked"));
+                }
+                if keys.authorities().any(|k| &k.fingerprint == ca) {
+                    Ok(())
+                } else {
+                    Err(format!("certificate authority {ca} was removed"))
+                }
+            }
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub struct ConnectionHandler {
@@ -76,6 +130,8 @@ pub struct ConnectionHandler {
     startup: Option<StartupSlot>,
     failures: u32,
     conn: Option<Arc<ConnInfo>>,
+    /// The options of the line that let this connection in (per-key permitopen).
+    restrictions: Arc<KeyRestrictions>,
     tunnels: HashMap<ChannelId, Arc<ChannelQueue>>,
     sessions: HashSet<ChannelId>,
     shells: HashSet<ChannelId>,
@@ -99,6 +155,7 @@ impl ConnectionHandler {
             startup: Some(startup),
             failures: 0,
             conn: None,
+            restrictions: Arc::new(KeyRestrictions::default()),
             tunnels: HashMap::new(),
             sessions: HashSet::new(),
             shells: HashSet::new(),
@@ -128,20 +185,50 @@ impl ConnectionHandler {
         }
     }
 
-    /// Is this key allowed to log in? Returns the line that authorizes it.
-    fn check_key(&self, key: &russh::keys::PublicKey) -> Result<usize, String> {
-        let Some(entry) = self.shared.authorized_keys.find(key) else {
+    /// Is this key allowed to log in from this client now? Returns its line's number and
+    /// restrictions, or why not.
+    fn check_key(
+        &self,
+        key: &russh::keys::PublicKey,
+    ) -> Result<(usize, KeyRestrictions, String), String> {
+        let keys = self.shared.keys.current();
+        let fp = key.fingerprint(HashAlg::Sha256).to_string();
+        if keys.revoked.is_revoked(&fp) {
+            return Err("key is revoked (BASTION_REVOKED_KEYS)".into());
+        }
+        let Some(entry) = keys.find(key) else {
             return Err("key not in the authorized keys".into());
         };
-        let pending = entry.unenforced_options();
-        if !pending.is_empty() {
-            return Err(format!(
-                "line {} has options this version does not enforce ({}); refused to fail closed",
-                entry.line,
-                pending.join(", ")
-            ));
+        entry
+            .restrictions
+            .check_login(self.client.ip(), now_unix())
+            .map_err(|why| format!("line {}: {why}", entry.line))?;
+        Ok((entry.line, entry.restrictions.clone(), keys.source.clone()))
+    }
+
+    /// Could an offer of this key be a certificate we might accept?
+    fn may_be_certificate(&self, key: &russh::keys::PublicKey) -> bool {
+        let keys = self.shared.keys.current();
+        keys.authorities().next().is_some()
+            && !keys
+                .revoked
+                .is_revoked(&key.fingerprint(HashAlg::Sha256).to_string())
+    }
+
+    /// Record a successful login.
+    fn logged_in(&mut self, user: &str, identity: Identity, restrictions: KeyRestrictions) {
+        self.conn = Some(Arc::new(ConnInfo {
+            id: self.id,
+            client: self.client,
+            user: user.to_owned(),
+            fingerprint: identity.key_fingerprint.clone(),
+        }));
+        self.restrictions = Arc::new(restrictions);
+        if let Ok(mut slot) = self.state.identity.lock() {
+            *slot = Some(identity);
         }
-        Ok(entry.line)
+        self.state.authenticated.store(true, Ordering::Release);
+        self.startup = None;
     }
 
     fn open_tunnel_count(&self) -> usize {
@@ -205,6 +292,10 @@ impl Handler for ConnectionHandler {
     ) -> Result<Auth, Self::Error> {
         match self.check_key(offer.public_key) {
             Ok(_) => Ok(Auth::Accept),
+            // russh offers a certificate as its inner key: with a CA configured, let the
+            // signed request through to `auth_openssh_certificate` (or `auth_publickey`,
+            // which refuses and counts an unknown plain key there).
+            Err(_) if self.may_be_certificate(offer.public_key) => Ok(Auth::Accept),
             Err(why) => {
                 let fp = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
                 audit::auth(self.id, self.client, user, &fp, false, &why);
@@ -221,23 +312,21 @@ impl Handler for ConnectionHandler {
     ) -> Result<Auth, Self::Error> {
         let fp = key.public_key.fingerprint(HashAlg::Sha256).to_string();
         match self.check_key(key.public_key) {
-            Ok(line) => {
+            Ok((line, restrictions, source)) => {
                 audit::auth(
                     self.id,
                     self.client,
                     user,
                     &fp,
                     true,
-                    &format!("{} line {line}", self.shared.authorized_keys.source),
+                    &format!("{source} line {line}"),
                 );
-                self.conn = Some(Arc::new(ConnInfo {
-                    id: self.id,
-                    client: self.client,
+                let identity = Identity {
                     user: user.to_owned(),
-                    fingerprint: fp,
-                }));
-                self.state.authenticated.store(true, Ordering::Release);
-                self.startup = None;
+                    key_fingerprint: fp,
+                    ca_fingerprint: None,
+                };
+                self.logged_in(user, identity, restrictions);
                 Ok(Auth::Accept)
             }
             Err(why) => {
@@ -257,16 +346,18 @@ impl Handler for ConnectionHandler {
             .public_key()
             .fingerprint(HashAlg::Sha256)
             .to_string();
-        audit::auth(
-            self.id,
-            self.client,
-            user,
-            &fp,
-            false,
-            "user certificates are not accepted by this version",
-        );
-        self.count_failure();
-        Ok(Auth::reject())
+        match self.check_certificate(user, certificate, &fp) {
+            Ok((detail, identity, restrictions)) => {
+                audit::auth(self.id, self.client, user, &fp, true, &detail);
+                self.logged_in(user, identity, restrictions);
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                audit::auth(self.id, self.client, user, &fp, false, &why);
+                self.count_failure();
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
@@ -319,6 +410,12 @@ impl Handler for ConnectionHandler {
                 return Ok(());
             }
         };
+        if !self.restrictions.permits_destination(host_to_connect, port) {
+            let why = format!("{destination} is not permitted by this key's permitopen option");
+            audit::tunnel_refused(&conn, &destination, &why);
+            reply.reject(prohibited(&why)).await;
+            return Ok(());
+        }
         self.tunnels.retain(|_, q| !q.is_closed());
         if self.open_tunnel_count() >= MAX_TUNNELS_PER_CONNECTION {
             let why = format!(
@@ -710,6 +807,60 @@ impl Handler for ConnectionHandler {
 }
 
 impl ConnectionHandler {
+    /// A user certificate: signed by a `cert-authority` line, valid now, for this user, from
+    /// this address, allowed to forward, nothing revoked. Returns the audit detail.
+    fn check_certificate(
+        &self,
+        user: &str,
+        certificate: &Certificate,
+        key_fp: &str,
+    ) -> Result<(String, Identity, KeyRestrictions), String> {
+        let keys = self.shared.keys.current();
+        let ca_fp = certificate
+            .signature_key()
+            .fingerprint(HashAlg::Sha256)
+            .to_string();
+        if keys.revoked.is_revoked(key_fp) {
+            return Err("the certificate's key is revoked (BASTION_REVOKED_KEYS)".into());
+        }
+        if keys.revoked.is_revoked(&ca_fp) {
+            return Err(format!(
+                "the signing CA {ca_fp} is revoked (BASTION_REVOKED_KEYS)"
+            ));
+        }
+        let cas: Vec<CertificateAuthority<'_>> = keys
+            .authorities()
+            .map(|k| CertificateAuthority {
+                key: &k.key,
+                line: k.line,
+                principals: k.restrictions.principals.as_deref(),
+            })
+            .collect();
+        let now = now_unix();
+        let accepted = check_user_certificate(certificate, user, self.client.ip(), now, &cas)?;
+        let ca = keys
+            .authority_at(accepted.ca_line)
+            .ok_or_else(|| "certificate authority line vanished".to_owned())?;
+        ca.restrictions
+            .check_login(self.client.ip(), now)
+            .map_err(|why| format!("cert-authority line {}: {why}", ca.line))?;
+        let detail = format!(
+            "certificate id {:?} serial {} principal {:?} signed by CA {} ({} line {})",
+            accepted.key_id,
+            accepted.serial,
+            accepted.principal,
+            accepted.ca_fingerprint,
+            keys.source,
+            accepted.ca_line
+        );
+        let identity = Identity {
+            user: user.to_owned(),
+            key_fingerprint: key_fp.to_owned(),
+            ca_fingerprint: Some(accepted.ca_fingerprint),
+        };
+        Ok((detail, identity, ca.restrictions.clone()))
+    }
+
     /// exec/subsystem: nothing runs; tell the user on stderr, exit status 1, close.
     fn refuse_program(
         &mut self,
