@@ -439,35 +439,28 @@ impl Handler for ConnectionHandler {
         // Resolution and connect happen off the session loop; the reply is sent when known.
         tokio::spawn(async move {
             let timeout = shared.connect_timeout;
-            let addrs = match shared.destinations.resolve(&host, port, timeout).await {
-                Ok(addrs) => addrs,
-                Err(refusal) => {
-                    let (code, text) = match &refusal {
-                        Refusal::Prohibited(t) => {
-                            (ChannelOpenFailure::AdministrativelyProhibited, t)
-                        }
-                        Refusal::Unresolvable(t) => (ChannelOpenFailure::ConnectFailed, t),
-                    };
-                    audit::tunnel_refused(&conn, &destination, text);
-                    queue.close();
-                    reply
-                        .reject(ChannelOpenFailure::Other {
-                            code: code.code(),
-                            reason: text.to_string(),
-                        })
-                        .await;
-                    return;
+            let opened = match shared.destinations.resolve(&host, port, timeout).await {
+                Ok(addrs) => crate::tunnel::connect(&addrs, timeout)
+                    .await
+                    .map_err(|why| {
+                        (
+                            ChannelOpenFailure::ConnectFailed,
+                            format!("cannot connect to {destination}: {why}"),
+                        )
+                    }),
+                Err(Refusal::Prohibited(t)) => {
+                    Err((ChannelOpenFailure::AdministrativelyProhibited, t))
                 }
+                Err(Refusal::Unresolvable(t)) => Err((ChannelOpenFailure::ConnectFailed, t)),
             };
-            let (stream, resolved) = match crate::tunnel::connect(&addrs, timeout).await {
+            let (stream, resolved) = match opened {
                 Ok(ok) => ok,
-                Err(why) => {
-                    let text = format!("cannot connect to {destination}: {why}");
+                Err((code, text)) => {
                     audit::tunnel_refused(&conn, &destination, &text);
                     queue.close();
                     reply
                         .reject(ChannelOpenFailure::Other {
-                            code: ChannelOpenFailure::ConnectFailed.code(),
+                            code: code.code(),
                             reason: text,
                         })
                         .await;
