@@ -248,6 +248,8 @@ pub struct ChannelQueue {
     state: Mutex<QueueState>,
     ready: Notify,
     closed: Notify,
+    /// The channel open was confirmed to the client (so the client will close it).
+    opened: AtomicBool,
 }
 
 impl ChannelQueue {
@@ -257,6 +259,7 @@ impl ChannelQueue {
             state: Mutex::new(QueueState::default()),
             ready: Notify::new(),
             closed: Notify::new(),
+            opened: AtomicBool::new(false),
         })
     }
 
@@ -300,6 +303,15 @@ impl ChannelQueue {
         }
         drop(st);
         self.ready.notify_one();
+    }
+
+    /// Mark the channel as confirmed to the client.
+    pub fn set_opened(&self) {
+        self.opened.store(true, Ordering::Release);
+    }
+
+    pub fn was_opened(&self) -> bool {
+        self.opened.load(Ordering::Acquire)
     }
 
     /// The client closed the channel: deliver what is queued, then end.

@@ -8,7 +8,10 @@ use clap::Parser;
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -24,6 +27,46 @@ fn main() -> ExitCode {
             runtime.block_on(healthcheck(&cli.options.listen, timeout))
         }
         None => runtime.block_on(serve(cli.options)),
+    }
+}
+
+/// clap's own errors name the flag (`--shutdown-grace`); in a container the user set the
+/// environment variable, so name that too.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let env = arg.as_deref().and_then(|arg| {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let env = cmd
+            .get_arguments()
+            .find(|a| {
+                a.get_long()
+                    .is_some_and(|l| arg.split_whitespace().next() == Some(&format!("--{l}")))
+            })
+            .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()));
+        env
+    });
+    match env {
+        Some(env) => {
+            let detail = e.to_string();
+            let first = detail.lines().next().unwrap_or_default();
+            eprintln!(
+                "bastion: configuration error: {env}: {}",
+                first.trim_start_matches("error: ")
+            );
+            ExitCode::from(2)
+        }
+        None => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
     }
 }
 

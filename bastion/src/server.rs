@@ -13,7 +13,7 @@ use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Config, Handle};
 use russh::{cipher, kex, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use std::net::SocketAddr;
 
@@ -160,9 +160,10 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
                 revoke_gone(&server, &keys)
             })
     });
+    let mut signals = Signals::install()?;
     info!(event = "listening", addr = %local, "listening for SSH connections");
 
-    let shutdown = shutdown_signal();
+    let shutdown = signals.shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -190,18 +191,36 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
     Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM/SIGINT (and SIGHUP, which reloads files rather than ending the process), installed
+/// before the `listening` event so a signal right after it is never the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    _hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        let int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+        // The file watchers listen for SIGHUP themselves; holding one here makes sure an early
+        // SIGHUP never terminates the process.
+        let hup = signal(SignalKind::hangup()).ok();
+        Ok(Signals {
+            term,
+            int,
+            _hup: hup,
+        })
+    }
+
+    async fn shutdown(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 

@@ -416,7 +416,8 @@ impl Handler for ConnectionHandler {
             reply.reject(prohibited(&why)).await;
             return Ok(());
         }
-        self.tunnels.retain(|_, q| !q.is_closed());
+        // Forget refused opens; opened channels stay until the client closes them.
+        self.tunnels.retain(|_, q| q.was_opened() || !q.is_closed());
         if self.open_tunnel_count() >= MAX_TUNNELS_PER_CONNECTION {
             let why = format!(
                 "too many tunnels on this connection (at most {MAX_TUNNELS_PER_CONNECTION})"
@@ -467,12 +468,14 @@ impl Handler for ConnectionHandler {
                     return;
                 }
             };
+            // Counted until the client closes the channel (`channel_close`), i.e. until it
+            // has received everything: shutdown waits for that.
+            state.open_tunnels.fetch_add(1, Ordering::AcqRel);
+            queue.set_opened();
             reply.accept().await;
             audit::tunnel_opened(&conn, u32::from(channel.id()), &destination, resolved);
-            state.open_tunnels.fetch_add(1, Ordering::AcqRel);
             crate::tunnel::run_and_audit(conn, channel, stream, queue, flow, destination, resolved)
                 .await;
-            state.open_tunnels.fetch_sub(1, Ordering::AcqRel);
         });
         Ok(())
     }
@@ -561,6 +564,9 @@ impl Handler for ConnectionHandler {
     ) -> Result<(), Self::Error> {
         if let Some(queue) = self.tunnels.remove(&channel) {
             queue.finish();
+            if queue.was_opened() {
+                self.state.open_tunnels.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         self.sessions.remove(&channel);
         self.shells.remove(&channel);
