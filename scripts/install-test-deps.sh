@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on Debian (bookworm), only what is missing, and fails loudly
+# if it cannot. Idempotent: with everything present it changes nothing and runs no apt-get.
+#
+#   openssh-client  ssh, sftp, scp, ssh-keygen, ssh-agent, ssh-add, ssh-keyscan (the real peers)
+#   iproute2        ip (bring loopback up in the test network namespace)
+#   util-linux      unshare (the loopback-only network namespace)
+#   procps          kill (signals to the bastion under test)
+#   haproxy         the load balancer stand-in sending PROXY v1/v2 headers
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A PROVIDER=(
+  [ssh]=openssh-client
+  [sftp]=openssh-client
+  [scp]=openssh-client
+  [ssh-keygen]=openssh-client
+  [ssh-agent]=openssh-client
+  [ssh-add]=openssh-client
+  [ssh-keyscan]=openssh-client
+  [ip]=iproute2
+  [unshare]=util-linux
+  [kill]=procps
+  [haproxy]=haproxy
+)
+
+# `kill` is also a shell builtin: look for the program only.
+have() {
+  if [[ $1 == kill ]]; then
+    [[ -x /usr/bin/kill || -x /bin/kill ]]
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
+
+missing_packages() {
+  local cmd
+  for cmd in "${!PROVIDER[@]}"; do
+    have "$cmd" || echo "${PROVIDER[$cmd]}"
+  done | sort -u
+}
+
+mapfile -t packages < <(missing_packages)
+if ((${#packages[@]} == 0)); then
+  echo "install-test-deps: all test dependencies present"
+else
+  echo "install-test-deps: installing ${packages[*]}"
+  if [[ $(id -u) -eq 0 ]]; then
+    SUDO=()
+  elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "install-test-deps: need root (or sudo) to apt-get install ${packages[*]}" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: no apt-get here; install ${packages[*]} by hand" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
+  mapfile -t still < <(missing_packages)
+  if ((${#still[@]} > 0)); then
+    echo "install-test-deps: still missing after apt-get install: ${still[*]}" >&2
+    exit 1
+  fi
+fi
+
+# The Rust toolchain parts the checks use (installed with the toolchain, not by apt).
+for component in fmt clippy; do
+  if ! cargo "$component" --version >/dev/null 2>&1; then
+    echo "install-test-deps: \`cargo $component\` is missing: rustup component add ${component/fmt/rustfmt}" >&2
+    exit 1
+  fi
+done
