@@ -1447,3 +1447,34 @@ pub fn heavy_test_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     lock_ignoring_poison(&LOCK)
 }
+
+/// What one `ssh -W` attempt achieved.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The payload came back through the echo destination.
+    pub echoed: bool,
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+/// `ssh -W destination` with `payload` on stdin: did the echo come back on stdout?
+pub fn attempt(client: Ssh, destination: &str, payload: &str) -> Attempt {
+    let mut ssh = client
+        .arg("-W")
+        .arg(destination)
+        .spawn("ssh -W", Input::Piped);
+    // A refused ssh may be gone already (EPIPE): what matters is what comes back.
+    let _ = ssh.proc.stdin().write_all(payload.as_bytes());
+    let _ = ssh.proc.stdin().flush();
+    ssh.proc.stdout().wait_until(SSH_TIMEOUT, |bytes, eof| {
+        eof || String::from_utf8_lossy(bytes).contains(payload)
+    });
+    let echoed = ssh.proc.stdout().text().contains(payload);
+    ssh.proc.close_stdin();
+    let status = ssh.proc.expect_exit(SSH_TIMEOUT, "ssh -W attempt");
+    Attempt {
+        echoed,
+        status,
+        stderr: ssh.proc.stderr().text(),
+    }
+}

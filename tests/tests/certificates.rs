@@ -9,9 +9,8 @@
 //! silently drops a host certificate given as `CertificateFile`, so that one is presented
 //! through an `ssh-agent`, which does offer it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::time::Duration;
 
 use e2e::*;
@@ -96,36 +95,6 @@ impl Agent {
             _proc: proc,
             socket,
         }
-    }
-}
-
-/// What one `ssh -W` attempt achieved.
-#[derive(Debug)]
-struct Attempt {
-    echoed: bool,
-    status: ExitStatus,
-    stderr: String,
-}
-
-/// `ssh -W destination` with `payload` on stdin: did the echo come back on stdout?
-fn attempt(client: Ssh, destination: &str, payload: &str) -> Attempt {
-    let mut ssh = client
-        .arg("-W")
-        .arg(destination)
-        .spawn("ssh -W", Input::Piped);
-    // A refused ssh may be gone already (EPIPE): what matters is what comes back.
-    let _ = ssh.proc.stdin().write_all(payload.as_bytes());
-    let _ = ssh.proc.stdin().flush();
-    ssh.proc.stdout().wait_until(SSH_TIMEOUT, |bytes, eof| {
-        eof || String::from_utf8_lossy(bytes).contains(payload)
-    });
-    let echoed = ssh.proc.stdout().text().contains(payload);
-    ssh.proc.close_stdin();
-    let status = ssh.proc.expect_exit(SSH_TIMEOUT, "ssh -W attempt");
-    Attempt {
-        echoed,
-        status,
-        stderr: ssh.proc.stderr().text(),
     }
 }
 

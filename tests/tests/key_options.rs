@@ -7,7 +7,6 @@
 //! other lines keep working.
 
 use std::io::{Read, Write};
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use e2e::*;
@@ -17,37 +16,6 @@ const PROHIBITED: &str = "administratively prohibited";
 const DENIED: &str = "Permission denied (publickey)";
 /// A second loopback address: `ssh -b` makes the client appear from it.
 const OTHER_LOOPBACK: &str = "127.0.0.5";
-
-/// What one `ssh -W` attempt achieved.
-#[derive(Debug)]
-struct Attempt {
-    /// The payload came back through the echo destination.
-    echoed: bool,
-    status: ExitStatus,
-    stderr: String,
-}
-
-/// `ssh -W destination` with `payload` on stdin: did the echo come back on stdout?
-fn attempt(client: Ssh, destination: &str, payload: &str) -> Attempt {
-    let mut ssh = client
-        .arg("-W")
-        .arg(destination)
-        .spawn("ssh -W", Input::Piped);
-    // A refused ssh may be gone already (EPIPE): what matters is what comes back.
-    let _ = ssh.proc.stdin().write_all(payload.as_bytes());
-    let _ = ssh.proc.stdin().flush();
-    ssh.proc.stdout().wait_until(SSH_TIMEOUT, |bytes, eof| {
-        eof || String::from_utf8_lossy(bytes).contains(payload)
-    });
-    let echoed = ssh.proc.stdout().text().contains(payload);
-    ssh.proc.close_stdin();
-    let status = ssh.proc.expect_exit(SSH_TIMEOUT, "ssh -W attempt");
-    Attempt {
-        echoed,
-        status,
-        stderr: ssh.proc.stderr().text(),
-    }
-}
 
 fn expect_moves_bytes(attempt: &Attempt, what: &str) {
     assert!(

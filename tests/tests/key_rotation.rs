@@ -140,20 +140,11 @@ impl Flowing {
 
 /// `ssh -W` to the echo with a payload: did it come back? (`ssh` exit status and stderr too.)
 fn try_login(bastion: &Bastion, key: &KeyPair, echo: &TestServer, payload: &str) -> (bool, String) {
-    let mut ssh = bastion
-        .ssh(&key.private)
-        .arg("-W")
-        .arg(echo.spec())
-        .spawn("ssh -W", Input::Piped);
-    let _ = ssh.proc.stdin().write_all(payload.as_bytes());
-    let _ = ssh.proc.stdin().flush();
-    ssh.proc.stdout().wait_until(SSH_TIMEOUT, |bytes, eof| {
-        eof || String::from_utf8_lossy(bytes).contains(payload)
-    });
-    let echoed = ssh.proc.stdout().text().contains(payload);
-    ssh.proc.close_stdin();
-    let status = ssh.proc.expect_exit(SSH_TIMEOUT, "ssh -W login");
-    let stderr = ssh.proc.stderr().text();
+    let Attempt {
+        echoed,
+        status,
+        stderr,
+    } = attempt(bastion.ssh(&key.private), &echo.spec(), payload);
     assert_eq!(
         echoed,
         status.success(),
