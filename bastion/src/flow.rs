@@ -90,6 +90,7 @@ pub struct Flow {
     peak: AtomicUsize,
     starving: AtomicUsize,
     killed: AtomicBool,
+    draining: AtomicBool,
     reader: Mutex<Option<Waker>>,
 }
 
@@ -102,6 +103,7 @@ impl Flow {
             peak: AtomicUsize::new(0),
             starving: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             reader: Mutex::new(None),
         })
     }
@@ -193,6 +195,16 @@ impl Flow {
         self.wake_reader();
     }
 
+    /// The server is shutting down: finished tunnels wait for the client's close (see
+    /// `tunnel::pump`) so the last bytes are not cut by the disconnect that follows.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
@@ -250,6 +262,10 @@ pub struct ChannelQueue {
     closed: Notify,
     /// The channel open was confirmed to the client (so the client will close it).
     opened: AtomicBool,
+    /// Still counted among the connection's open tunnels (see [`ChannelQueue::release`]).
+    counted: AtomicBool,
+    /// The client sent CHANNEL_CLOSE.
+    client_closed: AtomicBool,
 }
 
 impl ChannelQueue {
@@ -260,6 +276,8 @@ impl ChannelQueue {
             ready: Notify::new(),
             closed: Notify::new(),
             opened: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+            client_closed: AtomicBool::new(false),
         })
     }
 
@@ -305,9 +323,31 @@ impl ChannelQueue {
         self.ready.notify_one();
     }
 
-    /// Mark the channel as confirmed to the client.
+    /// Mark the channel as confirmed to the client; it counts as an open tunnel until
+    /// [`ChannelQueue::release`].
     pub fn set_opened(&self) {
+        self.counted.store(true, Ordering::Release);
         self.opened.store(true, Ordering::Release);
+    }
+
+    /// Stop counting this tunnel as open: true the first time only, so the client's close and
+    /// the end of the tunnel task can both call it.
+    pub fn release(&self) -> bool {
+        self.counted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Resolves once the client has closed the channel (it sends CHANNEL_CLOSE after writing
+    /// everything it received to its local socket).
+    pub async fn client_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.client_closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn was_opened(&self) -> bool {
@@ -317,7 +357,9 @@ impl ChannelQueue {
     /// The client closed the channel: deliver what is queued, then end.
     pub fn finish(&self) {
         self.lock().finished = true;
+        self.client_closed.store(true, Ordering::Release);
         self.ready.notify_one();
+        self.closed.notify_waiters();
     }
 
     pub fn is_closed(&self) -> bool {

@@ -227,6 +227,9 @@ impl Signals {
 /// Close connections as their tunnels finish; at the end of the grace period, close the rest.
 async fn drain(server: &Arc<Server>, grace: Duration) {
     let deadline = Instant::now() + grace;
+    for l in server.live().values() {
+        l.flow.set_draining();
+    }
     loop {
         let idle: Vec<(Arc<Flow>, Option<Handle>)> = server
             .live()

@@ -474,8 +474,19 @@ impl Handler for ConnectionHandler {
             queue.set_opened();
             reply.accept().await;
             audit::tunnel_opened(&conn, u32::from(channel.id()), &destination, resolved);
-            crate::tunnel::run_and_audit(conn, channel, stream, queue, flow, destination, resolved)
-                .await;
+            crate::tunnel::run_and_audit(
+                conn,
+                channel,
+                stream,
+                queue.clone(),
+                flow,
+                destination,
+                resolved,
+            )
+            .await;
+            if queue.release() {
+                state.open_tunnels.fetch_sub(1, Ordering::AcqRel);
+            }
         });
         Ok(())
     }
@@ -564,7 +575,7 @@ impl Handler for ConnectionHandler {
     ) -> Result<(), Self::Error> {
         if let Some(queue) = self.tunnels.remove(&channel) {
             queue.finish();
-            if queue.was_opened() {
+            if queue.release() {
                 self.state.open_tunnels.fetch_sub(1, Ordering::AcqRel);
             }
         }

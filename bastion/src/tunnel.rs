@@ -214,6 +214,13 @@ pub async fn pump(
             }
         }
     };
+    if reason == CloseReason::Normal && flow.is_draining() {
+        // Shutting down and both sides sent EOF: the disconnect that follows this tunnel
+        // would make the client drop output it has not written to its socket yet. OpenSSH
+        // `-L` clients close the channel once they have written everything: wait for that
+        // (bounded; `-W` clients wait for our close instead, and the grace period ends it).
+        let _ = tokio::time::timeout(stall, queue.client_closed()).await;
+    }
     queue.close();
     let _ = writer.close().await;
     TunnelReport {
