@@ -14,7 +14,6 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -208,30 +207,6 @@ fn field_ip(event: &Value, field: &str) -> Option<IpAddr> {
         .parse::<SocketAddr>()
         .ok()
         .map(|a| a.ip())
-}
-
-/// The result of one `ssh -W` run.
-struct WRun {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs `ssh -W echo` with `payload` on stdin (then EOF) and collects what comes back.
-fn ssh_w(ssh: Ssh, echo: &TestServer, payload: &[u8], name: &str) -> WRun {
-    let mut proc = ssh.arg("-W").arg(echo.spec()).spawn(name, Input::Piped);
-    // The payload is small enough for the pipe buffer, so this does not wait for ssh.
-    proc.proc
-        .stdin()
-        .write_all(payload)
-        .unwrap_or_else(|e| panic!("{name}: writing stdin: {e}"));
-    proc.proc.close_stdin();
-    let status = proc.proc.expect_exit(SSH_TIMEOUT, name);
-    WRun {
-        status,
-        stdout: proc.proc.stdout().bytes(),
-        stderr: proc.proc.stderr().text(),
-    }
 }
 
 /// Echo round trips through an open tunnel on a background thread, counted, until stopped.

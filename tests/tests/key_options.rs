@@ -13,35 +13,8 @@ use e2e::*;
 
 const READY: Duration = Duration::from_secs(20);
 const PROHIBITED: &str = "administratively prohibited";
-const DENIED: &str = "Permission denied (publickey)";
 /// A second loopback address: `ssh -b` makes the client appear from it.
 const OTHER_LOOPBACK: &str = "127.0.0.5";
-
-fn expect_moves_bytes(attempt: &Attempt, what: &str) {
-    assert!(
-        attempt.echoed,
-        "{what}: the echo did not come back through the tunnel: {attempt:?}"
-    );
-    assert!(
-        attempt.status.success(),
-        "{what}: ssh -W did not exit 0: {attempt:?}"
-    );
-}
-
-fn expect_login_refused(attempt: &Attempt, what: &str) {
-    assert!(
-        !attempt.echoed,
-        "{what}: bytes moved through the tunnel: {attempt:?}"
-    );
-    assert!(
-        !attempt.status.success(),
-        "{what}: ssh exited 0: {attempt:?}"
-    );
-    assert!(
-        attempt.stderr.contains(DENIED),
-        "{what}: expected {DENIED:?}: {attempt:?}"
-    );
-}
 
 /// `auth` events about this key with this result.
 fn auth_events(bastion: &Bastion, key: &KeyPair, result: &str) -> Vec<serde_json::Value> {

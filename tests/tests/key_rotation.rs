@@ -22,7 +22,6 @@ use e2e::*;
 use serde_json::Value;
 
 const READY: Duration = Duration::from_secs(20);
-const DENIED: &str = "Permission denied (publickey)";
 /// How long a removed or revoked key's tunnel may stay open (the acceptance bound).
 const REVOKE_WITHIN: Duration = Duration::from_secs(10);
 /// How long a file edit may take to be noticed (poll interval 2 s, with margin).

@@ -15,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -219,30 +219,6 @@ fn proxied_bastion(dir: &TestDir, echo: &TestServer, mode: &str, trusted: &str) 
         .env("BASTION_PROXY_PROTOCOL", mode)
         .env("BASTION_PROXY_TRUSTED", trusted)
         .env("BASTION_PROXY_TIMEOUT", PROXY_TIMEOUT_SETTING)
-}
-
-/// The result of one `ssh -W` run with a payload on stdin.
-struct WRun {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs `ssh -W echo` with `payload` on stdin (then EOF) and collects what comes back.
-fn ssh_w(ssh: Ssh, echo: &TestServer, payload: &[u8], name: &str) -> WRun {
-    let mut proc = ssh.arg("-W").arg(echo.spec()).spawn(name, Input::Piped);
-    // The payload is small enough for the pipe buffer, so this does not wait for ssh.
-    proc.proc
-        .stdin()
-        .write_all(payload)
-        .unwrap_or_else(|e| panic!("{name}: writing stdin: {e}"));
-    proc.proc.close_stdin();
-    let status = proc.proc.expect_exit(SSH_TIMEOUT, name);
-    WRun {
-        status,
-        stdout: proc.proc.stdout().bytes(),
-        stderr: proc.proc.stderr().text(),
-    }
 }
 
 /// `ssh -W` to the echo server must succeed and echo `payload` intact.
