@@ -1,0 +1,426 @@
+//! Every flag and `DNS_*` variable, their defaults, and validation into [`Settings`].
+//! A bad value fails at start, before any AWS call, with the variable named (exit 2).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::address::{parse_explicit, parse_record_types, RecordType};
+use crate::error::{Error, Result};
+use crate::logging::LogFormat;
+use crate::template::Template;
+
+const ABOUT: &str = "Publish this ECS task's public IP in Route 53 while the task runs.";
+const LONG_ABOUT: &str = "\
+Publish this ECS task's public IP in Route 53 while the task runs.
+
+At start: read the ECS task metadata (ECS_CONTAINER_METADATA_URI_V4), find the task's public \
+address (EC2 DescribeNetworkInterfaces on the task's network interface, or DNS_IP), UPSERT the \
+record named by DNS_RECORD_NAME and wait until Route 53 reports it INSYNC. Then stay idle, \
+checking now and then that the record still holds this task's address, until SIGTERM; then \
+DELETE the record if, and only if, it still holds this task's address.
+
+AWS credentials, region and endpoints come from the standard AWS chain (ECS container \
+credentials in a task; AWS_REGION, AWS_ENDPOINT_URL, profiles elsewhere).
+
+Exit status: 0 done; 1 discovery, AWS or network failure; 2 bad configuration. The reason is \
+one line on stderr and an `error` event in the log.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dns-sidecar", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exit 0 if the running sidecar reports its record published and still ours (asks the
+    /// status port DNS_HEALTH_LISTEN; for ECS health checks: the image has no shell).
+    Healthcheck {
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Delete multivalue records of DNS_RECORD_NAME whose set identifier names a task that no
+    /// longer runs in this cluster (needs ecs:ListTasks), then exit.
+    Prune,
+}
+
+/// Where the public IPv4 address comes from (`DNS_IP_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpSource {
+    /// EC2 DescribeNetworkInterfaces; the echo URL only if that call is not permitted.
+    Auto,
+    /// EC2 DescribeNetworkInterfaces only (authoritative).
+    Ecs,
+    /// The echo URL only (in a private subnet it returns the NAT gateway's address).
+    Echo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Route 53 hosted zone id that holds the record (Z...).
+    #[arg(long, env = "DNS_HOSTED_ZONE_ID")]
+    pub hosted_zone_id: Option<String>,
+
+    /// Record name, a template: {region}, {az}, {cluster}, {task_id}, {family}
+    /// (e.g. jumpbox.{region}.example.com).
+    #[arg(long, env = "DNS_RECORD_NAME")]
+    pub record_name: Option<String>,
+
+    /// Record TTL in seconds.
+    #[arg(long, env = "DNS_TTL", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=172_800))]
+    pub ttl: u32,
+
+    /// Publish this address instead of discovering one (one IPv4 and/or one IPv6,
+    /// comma-separated).
+    #[arg(long, env = "DNS_IP")]
+    pub ip: Option<String>,
+
+    /// Where the public IPv4 address comes from.
+    #[arg(long, env = "DNS_IP_SOURCE", value_enum, default_value_t = IpSource::Auto)]
+    pub ip_source: IpSource,
+
+    /// URL that answers with the caller's public IPv4 address as plain text.
+    #[arg(
+        long,
+        env = "DNS_ECHO_URL",
+        default_value = "https://checkip.amazonaws.com"
+    )]
+    pub echo_url: String,
+
+    /// Set identifier template (e.g. {task_id}). When set, the record is a multivalue-answer
+    /// record owned by this task, so several tasks can share one name. Without it, the
+    /// last task to start owns the name.
+    #[arg(long, env = "DNS_SET_IDENTIFIER")]
+    pub set_identifier: Option<String>,
+
+    /// On SIGTERM, delete the record if it still holds this task's address. With false, exit
+    /// as soon as the record is published.
+    #[arg(long, env = "DNS_DELETE_ON_EXIT", default_value = "true", value_parser = parse_bool,
+          action = clap::ArgAction::Set)]
+    pub delete_on_exit: bool,
+
+    /// Wait until Route 53 reports the change INSYNC before reporting it published.
+    #[arg(long, env = "DNS_WAIT_INSYNC", default_value = "true", value_parser = parse_bool,
+          action = clap::ArgAction::Set)]
+    pub wait_insync: bool,
+
+    /// Deadline for the whole start: metadata, discovery, the change and INSYNC (e.g. 120s).
+    #[arg(long, env = "DNS_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Deadline for the clean-up after SIGTERM; keep it below the container's stopTimeout.
+    #[arg(long, env = "DNS_STOP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+
+    /// Record types to publish: A, AAAA or A,AAAA (AAAA uses the task's IPv6 address from the
+    /// metadata, present on dual-stack subnets).
+    #[arg(long, env = "DNS_RECORD_TYPES", default_value = "A")]
+    pub record_types: String,
+
+    /// At start, delete multivalue records of this name left by tasks that no longer run (see
+    /// the prune command; needs DNS_SET_IDENTIFIER with {task_id} and ecs:ListTasks).
+    #[arg(long, env = "DNS_PRUNE", default_value = "false", value_parser = parse_bool,
+          action = clap::ArgAction::Set)]
+    pub prune: bool,
+
+    /// How often to check that the record still holds this task's address (0 disables); the
+    /// health check fails while it does not.
+    #[arg(long, env = "DNS_VERIFY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub verify_interval: Duration,
+
+    /// Loopback address of the status port the healthcheck command asks.
+    #[arg(long, env = "DNS_HEALTH_LISTEN", default_value = "127.0.0.1:9053")]
+    pub health_listen: String,
+
+    /// Log format on stderr: json (default when stderr is not a terminal) or text.
+    #[arg(long, env = "DNS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// ECS task metadata endpoint v4 (set by ECS in every container).
+    #[arg(long, env = "ECS_CONTAINER_METADATA_URI_V4")]
+    pub metadata_uri: Option<String>,
+
+    /// AWS region; defaults to AWS_DEFAULT_REGION, then the task's own region.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Print the Route 53 change batch as JSON and exit without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub zone_id: String,
+    pub record_name: Template,
+    pub set_identifier: Option<Template>,
+    pub ttl: u32,
+    pub explicit_ips: Vec<IpAddr>,
+    pub ip_source: IpSource,
+    pub echo_url: reqwest::Url,
+    pub record_types: Vec<RecordType>,
+    pub delete_on_exit: bool,
+    pub wait_insync: bool,
+    pub timeout: Duration,
+    pub stop_timeout: Duration,
+    pub prune: bool,
+    pub verify_interval: Duration,
+    pub health_listen: SocketAddr,
+    pub metadata_uri: Option<String>,
+    pub region: Option<String>,
+    pub dry_run: bool,
+}
+
+impl Options {
+    pub fn into_settings(self) -> Result<Settings> {
+        let zone_id = normalize_zone_id(self.hosted_zone_id.as_deref())?;
+        let record_name = Template::parse(
+            "DNS_RECORD_NAME",
+            self.record_name
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::config(
+                        "DNS_RECORD_NAME is not set: give the record name template, e.g. \
+                         jumpbox.{region}.example.com",
+                    )
+                })?
+                .trim(),
+        )?;
+        let set_identifier = match self.set_identifier.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(Template::parse("DNS_SET_IDENTIFIER", s)?),
+        };
+        let record_types = parse_record_types(&self.record_types)?;
+        let explicit_ips = match self.ip.as_deref().map(str::trim) {
+            None | Some("") => Vec::new(),
+            Some(s) => parse_explicit(s)?,
+        };
+        if !explicit_ips.is_empty() {
+            for ip in &explicit_ips {
+                if !record_types.contains(&RecordType::of(*ip)) {
+                    return Err(Error::config(format!(
+                        "DNS_IP: {ip} is an {} address but DNS_RECORD_TYPES is {}; add {} to \
+                         DNS_RECORD_TYPES or remove the address",
+                        RecordType::of(*ip),
+                        self.record_types,
+                        RecordType::of(*ip)
+                    )));
+                }
+            }
+        }
+        let echo_url = reqwest::Url::parse(self.echo_url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "DNS_ECHO_URL: \"{}\" is not an http(s) URL",
+                    crate::address::printable(&self.echo_url)
+                ))
+            })?;
+        let health_listen: SocketAddr = self.health_listen.trim().parse().map_err(|_| {
+            Error::config(format!(
+                "DNS_HEALTH_LISTEN: \"{}\" is not an address:port such as 127.0.0.1:9053",
+                self.health_listen
+            ))
+        })?;
+        if !health_listen.ip().is_loopback() {
+            return Err(Error::config(format!(
+                "DNS_HEALTH_LISTEN: {health_listen} is not a loopback address; the status port \
+                 is for the health check inside the task only (use 127.0.0.1:PORT)"
+            )));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::config("DNS_TIMEOUT: must be more than 0s"));
+        }
+        if self.stop_timeout.is_zero() {
+            return Err(Error::config("DNS_STOP_TIMEOUT: must be more than 0s"));
+        }
+        if self.prune && set_identifier.is_none() {
+            return Err(Error::config(
+                "DNS_PRUNE=true needs DNS_SET_IDENTIFIER (e.g. {task_id}): only multivalue \
+                 records say which task owns them",
+            ));
+        }
+        let metadata_uri = self
+            .metadata_uri
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(uri) = &metadata_uri {
+            let ok = reqwest::Url::parse(uri)
+                .ok()
+                .is_some_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(Error::config(format!(
+                    "ECS_CONTAINER_METADATA_URI_V4: \"{}\" is not an http URL",
+                    crate::address::printable(uri)
+                )));
+            }
+        }
+        let region = self
+            .region
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        Ok(Settings {
+            zone_id,
+            record_name,
+            set_identifier,
+            ttl: self.ttl,
+            explicit_ips,
+            ip_source: self.ip_source,
+            echo_url,
+            record_types,
+            delete_on_exit: self.delete_on_exit,
+            wait_insync: self.wait_insync,
+            timeout: self.timeout,
+            stop_timeout: self.stop_timeout,
+            prune: self.prune,
+            verify_interval: self.verify_interval,
+            health_listen,
+            metadata_uri,
+            region,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// Accepts `Z123...` and the `/hostedzone/Z123...` form the console and CLI print.
+fn normalize_zone_id(value: Option<&str>) -> Result<String> {
+    let raw = value
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::config(
+            "DNS_HOSTED_ZONE_ID is not set: give the id of the Route 53 hosted zone that holds \
+             the record (Z..., see `aws route53 list-hosted-zones`)",
+        )
+        })?;
+    let id = raw.trim_start_matches("/hostedzone/");
+    let ok = (2..=32).contains(&id.len())
+        && id.starts_with('Z')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if !ok {
+        return Err(Error::config(format!(
+            "DNS_HOSTED_ZONE_ID: \"{}\" is not a hosted zone id; it looks like Z0123456789ABC \
+             (upper-case letters and digits)",
+            crate::address::printable(raw)
+        )));
+    }
+    Ok(id.to_string())
+}
+
+fn parse_bool(s: &str) -> std::result::Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("\"{s}\" is not true or false")),
+    }
+}
+
+/// `30s`, `2m`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}: use a duration such as 30s, 2m or 500ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        let mut all = vec!["dns-sidecar"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings> {
+        cli(args).expect("clap accepts").options.into_settings()
+    }
+
+    const BASE: [&str; 4] = [
+        "--hosted-zone-id",
+        "/hostedzone/Z0ABC123",
+        "--record-name",
+        "jumpbox.{region}.example.com",
+    ];
+
+    #[test]
+    fn defaults() {
+        let s = settings(&BASE).unwrap();
+        assert_eq!(s.zone_id, "Z0ABC123");
+        assert_eq!(s.ttl, 60);
+        assert_eq!(s.record_types, vec![RecordType::A]);
+        assert!(s.delete_on_exit && s.wait_insync && !s.prune && !s.dry_run);
+        assert_eq!(s.timeout, Duration::from_secs(120));
+        assert_eq!(s.ip_source, IpSource::Auto);
+        assert_eq!(s.echo_url.as_str(), "https://checkip.amazonaws.com/");
+        assert_eq!(s.health_listen, "127.0.0.1:9053".parse().unwrap());
+    }
+
+    #[test]
+    fn required_settings_are_named() {
+        let e = settings(&["--record-name", "a.example.com"]).unwrap_err();
+        assert!(
+            e.message.starts_with("DNS_HOSTED_ZONE_ID is not set"),
+            "{e}"
+        );
+        let e = settings(&["--hosted-zone-id", "Z1"]).unwrap_err();
+        assert!(e.message.starts_with("DNS_RECORD_NAME is not set"), "{e}");
+        let e = settings(&["--hosted-zone-id", "example.com", "--record-name", "a.b"]).unwrap_err();
+        assert!(e.message.starts_with("DNS_HOSTED_ZONE_ID:"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let mut args = BASE.to_vec();
+        args.extend(["--ip", "1.2.3.4", "--record-types", "AAAA"]);
+        assert!(settings(&args).unwrap_err().message.starts_with("DNS_IP:"));
+        let mut args = BASE.to_vec();
+        args.extend(["--echo-url", "ftp://x"]);
+        assert!(settings(&args)
+            .unwrap_err()
+            .message
+            .starts_with("DNS_ECHO_URL:"));
+        let mut args = BASE.to_vec();
+        args.extend(["--health-listen", "0.0.0.0:9053"]);
+        assert!(settings(&args)
+            .unwrap_err()
+            .message
+            .starts_with("DNS_HEALTH_LISTEN:"));
+        let mut args = BASE.to_vec();
+        args.extend(["--prune", "true"]);
+        assert!(settings(&args)
+            .unwrap_err()
+            .message
+            .starts_with("DNS_PRUNE"));
+        assert!(cli(&["--ttl", "0"]).is_err());
+        assert!(cli(&["--delete-on-exit", "maybe"]).is_err());
+        assert!(cli(&["--timeout", "soon"]).is_err());
+        assert!(cli(&["--ip-source", "imds"]).is_err());
+    }
+
+    #[test]
+    fn durations_and_booleans() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_bool("FALSE").is_ok_and(|b| !b));
+        assert!(parse_bool("yes").unwrap());
+    }
+}

@@ -1,0 +1,452 @@
+//! The whole run: prepare (metadata, names, addresses), publish (UPSERT, INSYNC), watch
+//! (periodic ownership check feeding the health state), and clean up on SIGTERM/SIGINT.
+//!
+//! A stop signal during preparation exits at once (nothing was changed). A stop signal or a
+//! failure after the UPSERT was sent runs the same clean-up as a normal stop, so a half-started
+//! sidecar never leaves its record behind.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::discover;
+use crate::error::{Error, Result};
+use crate::health::{self, State};
+use crate::metadata::{self, TaskMetadata};
+use crate::record::{self, OwnedRecord, Ownership};
+use crate::route53::{Cleanup, Zone};
+use crate::template::{check_record_name, check_set_identifier, Vars};
+
+/// The AWS clients, built from the standard configuration chain (credentials, endpoints such
+/// as AWS_ENDPOINT_URL) with the SDK's own retries off: [`crate::retry`] decides.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub zone: Zone,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+}
+
+impl Aws {
+    pub async fn load(region: &str, zone_id: &str) -> Self {
+        let conf = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .load()
+            .await;
+        Aws {
+            zone: Zone::new(aws_sdk_route53::Client::new(&conf), zone_id),
+            ec2: aws_sdk_ec2::Client::new(&conf),
+            ecs: aws_sdk_ecs::Client::new(&conf),
+        }
+    }
+}
+
+/// Everything known before the first change.
+pub struct Prepared {
+    pub meta: Option<TaskMetadata>,
+    pub vars: Vars,
+    pub region: Option<String>,
+    pub records: Vec<OwnedRecord>,
+    pub aws: Option<Aws>,
+}
+
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .user_agent(concat!("dns-sidecar/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::runtime(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// Read the task metadata when it is configured or needed.
+pub async fn task_metadata(
+    settings: &Settings,
+    http: &reqwest::Client,
+    deadline: Instant,
+    needed_for: Option<&str>,
+) -> Result<Option<TaskMetadata>> {
+    match (&settings.metadata_uri, needed_for) {
+        (Some(uri), _) => {
+            let meta = metadata::fetch(http, uri, deadline).await?;
+            info!(event = "metadata", cluster = %meta.cluster, task_id = %meta.task_id,
+                  family = %meta.family, az = meta.availability_zone.as_deref().unwrap_or(""),
+                  private_ipv4 = %meta.private_ipv4.map(|i| i.to_string()).unwrap_or_default(),
+                  "task metadata read");
+            Ok(Some(meta))
+        }
+        (None, Some(why)) => Err(Error::config(format!(
+            "ECS_CONTAINER_METADATA_URI_V4 is not set, and {why} needs the task metadata (ECS \
+             sets it in every container; outside ECS set DNS_IP and AWS_REGION)"
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Metadata, names, AWS clients, addresses: everything but the change itself.
+pub async fn prepare(
+    settings: &Settings,
+    http: &reqwest::Client,
+    deadline: Instant,
+) -> Result<Prepared> {
+    let uses_ec2 =
+        settings.explicit_ips.is_empty() && settings.ip_source != crate::config::IpSource::Echo;
+    let needed_for = if settings.record_name.needs_metadata() {
+        Some("DNS_RECORD_NAME's template")
+    } else if settings
+        .set_identifier
+        .as_ref()
+        .is_some_and(|t| t.needs_metadata())
+    {
+        Some("DNS_SET_IDENTIFIER's template")
+    } else if uses_ec2 {
+        Some("finding the public IP through EC2")
+    } else {
+        None
+    };
+    let meta = task_metadata(settings, http, deadline, needed_for).await?;
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| meta.as_ref().and_then(|m| m.region.clone()));
+    let vars = match &meta {
+        Some(m) => m.vars(region.as_deref()),
+        None => Vars {
+            region: region.clone(),
+            ..Vars::default()
+        },
+    };
+    let name = check_record_name("DNS_RECORD_NAME", &settings.record_name.render(&vars)?)?;
+    let set_identifier = match &settings.set_identifier {
+        Some(t) => Some(check_set_identifier(
+            "DNS_SET_IDENTIFIER",
+            &t.render(&vars)?,
+        )?),
+        None => None,
+    };
+    let needs_aws = !settings.dry_run || uses_ec2;
+    let aws = match (&region, needs_aws) {
+        (Some(r), true) => Some(Aws::load(r, &settings.zone_id).await),
+        (None, true) => {
+            return Err(Error::config(
+                "AWS_REGION is not set and there is no task metadata to take the region from",
+            ))
+        }
+        (_, false) => None,
+    };
+    let found = discover::addresses(
+        settings,
+        meta.as_ref(),
+        aws.as_ref().map(|a| &a.ec2),
+        http,
+        deadline,
+    )
+    .await?;
+    let mut records = Vec::new();
+    for f in found {
+        info!(event = "discovered", ip = %f.ip, source = f.source, "address found");
+        records.push(OwnedRecord {
+            name: name.clone(),
+            rtype: crate::address::RecordType::of(f.ip),
+            ttl: settings.ttl,
+            value: f.ip,
+            set_identifier: set_identifier.clone(),
+        });
+    }
+    Ok(Prepared {
+        meta,
+        vars,
+        region,
+        records,
+        aws,
+    })
+}
+
+/// SIGTERM (what ECS sends) and SIGINT (Ctrl-C).
+pub struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    pub fn install() -> Result<Self> {
+        let make = |kind| {
+            signal(kind).map_err(|e| Error::runtime(format!("cannot install signal handlers: {e}")))
+        };
+        Ok(Stop {
+            term: make(SignalKind::terminate())?,
+            int: make(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Wait for either signal; returns its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// The main command. `started` is the process start, for the timing in the logs.
+pub async fn run(settings: Settings, started: Instant) -> Result<()> {
+    let mut stop = Stop::install()?;
+    let http = http_client()?;
+    let deadline = Instant::now() + settings.timeout;
+    let health_listener = if settings.dry_run {
+        None
+    } else {
+        Some(health::bind(settings.health_listen).await?)
+    };
+    let prepared = tokio::select! {
+        p = prepare(&settings, &http, deadline) => p?,
+        sig = stop.recv() => {
+            info!(event = "stopped", signal = sig, "stopped before anything was published");
+            return Ok(());
+        }
+    };
+    let comment = record::comment(prepared.meta.as_ref().map(|m| m.task_id.as_str()));
+    if settings.dry_run {
+        let batch = record::dry_run_json(&settings.zone_id, &prepared.records, &comment);
+        let text = serde_json::to_string_pretty(&batch)
+            .map_err(|e| Error::runtime(format!("printing the change batch: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    let aws = prepared
+        .aws
+        .clone()
+        .ok_or_else(|| Error::runtime("internal: no AWS clients for a real run"))?;
+    let (state_tx, state_rx) = watch::channel(State::Starting);
+    if let Some(listener) = health_listener {
+        tokio::spawn(health::serve(listener, state_rx));
+    }
+    if settings.prune {
+        prune_at_start(&settings, &prepared, &aws, deadline).await;
+    }
+    let records = prepared.records;
+    let described = records
+        .iter()
+        .map(OwnedRecord::describe)
+        .collect::<Vec<_>>()
+        .join("; ");
+    info!(event = "upsert", records = %described, zone = %settings.zone_id,
+          ms_since_start = started.elapsed().as_millis() as u64,
+          "sending the UPSERT to Route 53");
+    let publish = async {
+        let change = aws.zone.upsert(&records, &comment, deadline).await?;
+        let insync_ms = if settings.wait_insync {
+            Some(aws.zone.wait_insync(&change, deadline).await?.as_millis() as u64)
+        } else {
+            None
+        };
+        Ok::<_, Error>((change, insync_ms))
+    };
+    let outcome = tokio::select! {
+        r = publish => Some(r),
+        sig = stop.recv() => {
+            info!(event = "stopping", signal = sig, "stop signal while publishing");
+            None
+        }
+    };
+    match outcome {
+        Some(Ok((change, insync_ms))) => {
+            for r in &records {
+                info!(event = "published", name = %r.name, r#type = r.rtype.as_str(),
+                      ip = %r.value, ttl = r.ttl,
+                      set_identifier = r.set_identifier.as_deref().unwrap_or(""),
+                      change_id = %change, insync_ms,
+                      ms_since_start = started.elapsed().as_millis() as u64,
+                      "record published");
+            }
+            state_tx.send_replace(State::Published(described.clone()));
+        }
+        Some(Err(e)) => {
+            // The UPSERT may have landed: remove what is ours before failing.
+            let _ = cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await;
+            return Err(e);
+        }
+        None => return cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await,
+    }
+    if !settings.delete_on_exit {
+        info!(
+            event = "exiting",
+            "DNS_DELETE_ON_EXIT=false: the record stays; exiting"
+        );
+        return Ok(());
+    }
+    let sig = watch_until_stop(&aws.zone, &records, &settings, &state_tx, &mut stop).await;
+    info!(
+        event = "stopping",
+        signal = sig,
+        "removing the record if it is still ours"
+    );
+    state_tx.send_replace(State::Stopping);
+    cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await
+}
+
+async fn prune_at_start(settings: &Settings, prepared: &Prepared, aws: &Aws, deadline: Instant) {
+    let (Some(meta), Some(template), Some(first)) = (
+        prepared.meta.as_ref(),
+        settings.set_identifier.as_ref(),
+        prepared.records.first(),
+    ) else {
+        warn!(
+            event = "prune_skipped",
+            "DNS_PRUNE needs the task metadata and DNS_SET_IDENTIFIER"
+        );
+        return;
+    };
+    let result = crate::prune::prune(
+        &aws.zone,
+        &aws.ecs,
+        &first.name,
+        &settings.record_types,
+        template,
+        &prepared.vars,
+        &meta.cluster,
+        &meta.task_id,
+        deadline,
+    )
+    .await;
+    if let Err(e) = result {
+        warn!(event = "prune_failed", error = %e, "pruning stale records failed; publishing anyway");
+    }
+}
+
+/// Idle until a stop signal, checking every `DNS_VERIFY_INTERVAL` that the record is ours.
+async fn watch_until_stop(
+    zone: &Zone,
+    records: &[OwnedRecord],
+    settings: &Settings,
+    state: &watch::Sender<State>,
+    stop: &mut Stop,
+) -> &'static str {
+    loop {
+        let tick = async {
+            if settings.verify_interval.is_zero() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(settings.verify_interval).await
+            }
+        };
+        tokio::select! {
+            sig = stop.recv() => return sig,
+            _ = tick => {}
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        match zone.check(records, deadline).await {
+            Ok(results) => {
+                let lost: Vec<String> = records
+                    .iter()
+                    .zip(&results)
+                    .filter_map(|(r, o)| match o {
+                        Ownership::Ours(_) => None,
+                        Ownership::Gone => Some(format!("{} was deleted", r.describe())),
+                        Ownership::Changed(why) => Some(format!("{}: {why}", r.describe())),
+                    })
+                    .collect();
+                let next = if lost.is_empty() {
+                    State::Published(
+                        records
+                            .iter()
+                            .map(OwnedRecord::describe)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                } else {
+                    State::Lost(lost.join("; "))
+                };
+                if next != *state.borrow() {
+                    match &next {
+                        State::Lost(why) => warn!(event = "record_lost", reason = %why,
+                            "the record no longer holds this task's address; not fighting over \
+                             it (health check fails until it does)"),
+                        _ => info!(
+                            event = "record_ours_again",
+                            "the record holds this task's address again"
+                        ),
+                    }
+                    state.send_replace(next);
+                }
+            }
+            Err(e) => {
+                warn!(event = "verify_failed", error = %e, "could not check the record; will retry")
+            }
+        }
+    }
+}
+
+/// Delete our records if still ours, within `limit`. Logs one event per record.
+pub async fn cleanup(
+    zone: &Zone,
+    records: &[OwnedRecord],
+    comment: &str,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let results = zone
+        .delete_if_ours(records, comment, deadline)
+        .await
+        .map_err(|e| e.context("removing the record at stop"))?;
+    for r in results {
+        match r {
+            Cleanup::Deleted(rec) => {
+                info!(event = "deleted", record = %rec.describe(), "record deleted")
+            }
+            Cleanup::Gone(rec) => {
+                info!(event = "already_gone", record = %rec.describe(), "record already gone; nothing to delete")
+            }
+            Cleanup::LeftUntouched(rec, why) => {
+                info!(event = "left_untouched", record = %rec.describe(), reason = %why,
+                      "the record is no longer ours; left untouched")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `dns-sidecar prune`.
+pub async fn prune_command(settings: Settings) -> Result<()> {
+    let http = http_client()?;
+    let deadline = Instant::now() + settings.timeout;
+    let template = settings.set_identifier.clone().ok_or_else(|| {
+        Error::config("prune needs DNS_SET_IDENTIFIER (e.g. {task_id}): only multivalue records say which task owns them")
+    })?;
+    let meta = task_metadata(&settings, &http, deadline, Some("prune (the cluster name)"))
+        .await?
+        .ok_or_else(|| Error::config("prune needs ECS_CONTAINER_METADATA_URI_V4"))?;
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| meta.region.clone())
+        .ok_or_else(|| Error::config("AWS_REGION is not set and the task ARN holds no region"))?;
+    let vars = meta.vars(Some(&region));
+    let name = check_record_name("DNS_RECORD_NAME", &settings.record_name.render(&vars)?)?;
+    let aws = Aws::load(&region, &settings.zone_id).await;
+    crate::prune::prune(
+        &aws.zone,
+        &aws.ecs,
+        &name,
+        &settings.record_types,
+        &template,
+        &vars,
+        &meta.cluster,
+        &meta.task_id,
+        deadline,
+    )
+    .await
+    .map(|_| ())
+}
