@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub mod sidecar;
+
 /// What to tell a developer whose machine lacks a test dependency.
 pub const INSTALL_HINT: &str =
     "run scripts/install-test-deps.sh (or scripts/test.sh, which runs it)";

@@ -1,0 +1,98 @@
+"""Test fixture for the dns-sidecar end-to-end tests: seeds and inspects a moto server through
+boto3 (the real AWS client library), so the tests see Route 53 and EC2 state the way AWS tools
+would. Run with the project's venv python; prints JSON on stdout.
+
+  zone     --endpoint URL --name example.com.                 -> {"zone": "..."}
+  eni      --endpoint URL --private IP [--public IP] [--az AZ] -> {"eni", "mac", "private", "public"}
+  records  --endpoint URL --zone Z                            -> [{"Name","Type","TTL","SetIdentifier","Values"}]
+  upsert   --endpoint URL --zone Z --name N --value V [--set-id S] [--ttl T]
+"""
+import argparse
+import json
+import sys
+
+import boto3
+
+REGION = "eu-west-1"
+
+
+def client(kind, endpoint):
+    return boto3.client(
+        kind,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="AKIATESTFIXTURE",
+        aws_secret_access_key="test-secret",
+    )
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("command", choices=["zone", "eni", "records", "upsert"])
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--name")
+    p.add_argument("--zone")
+    p.add_argument("--private")
+    p.add_argument("--public")
+    p.add_argument("--az", default=REGION + "a")
+    p.add_argument("--value")
+    p.add_argument("--set-id")
+    p.add_argument("--ttl", type=int, default=300)
+    a = p.parse_args()
+    if a.command == "zone":
+        r53 = client("route53", a.endpoint)
+        z = r53.create_hosted_zone(Name=a.name, CallerReference=a.name)["HostedZone"]["Id"]
+        out = {"zone": z.split("/")[-1]}
+    elif a.command == "eni":
+        ec2 = client("ec2", a.endpoint)
+        vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+        sub = ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.0.0/16", AvailabilityZone=a.az)
+        eni = ec2.create_network_interface(
+            SubnetId=sub["Subnet"]["SubnetId"], PrivateIpAddress=a.private
+        )["NetworkInterface"]
+        eni_id = eni["NetworkInterfaceId"]
+        if a.public:
+            alloc = ec2.allocate_address(Domain="vpc", Address=a.public)
+            ec2.associate_address(AllocationId=alloc["AllocationId"], NetworkInterfaceId=eni_id)
+        d = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+        out = {
+            "eni": eni_id,
+            "mac": d["MacAddress"],
+            "private": d["PrivateIpAddress"],
+            "public": d.get("Association", {}).get("PublicIp"),
+        }
+    elif a.command == "records":
+        r53 = client("route53", a.endpoint)
+        sets = r53.list_resource_record_sets(HostedZoneId=a.zone)["ResourceRecordSets"]
+        out = [
+            {
+                "Name": s["Name"],
+                "Type": s["Type"],
+                "TTL": s.get("TTL"),
+                "SetIdentifier": s.get("SetIdentifier"),
+                "Values": [v["Value"] for v in s.get("ResourceRecords", [])],
+            }
+            for s in sets
+            if s["Type"] in ("A", "AAAA")
+        ]
+    else:
+        r53 = client("route53", a.endpoint)
+        rrset = {
+            "Name": a.name,
+            "Type": "A",
+            "TTL": a.ttl,
+            "ResourceRecords": [{"Value": a.value}],
+        }
+        if a.set_id:
+            rrset["SetIdentifier"] = a.set_id
+            rrset["MultiValueAnswer"] = True
+        r53.change_resource_record_sets(
+            HostedZoneId=a.zone,
+            ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]},
+        )
+        out = {"ok": True}
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+//! dns-sidecar end to end: the real binary, through the real AWS SDK, against a real moto
+//! server (Route 53 and EC2), with test servers standing in only for the ECS task-metadata,
+//! container-credentials and echo endpoints. Runs in the loopback-only network namespace, so a
+//! misconfigured endpoint can never reach AWS.
+
+use std::time::{Duration, Instant};
+
+use e2e::require_loopback_only_netns;
+use e2e::sidecar::{Moto, Task};
+use serde_json::Value;
+
+const PUBLISH: Duration = Duration::from_secs(30);
+const STOP: Duration = Duration::from_secs(20);
+const NAME: &str = "jumpbox.eu-west-1.example.com.";
+
+fn setup(public: Option<&str>) -> (Moto, String, e2e::sidecar::Eni) {
+    require_loopback_only_netns();
+    let moto = Moto::start();
+    let zone = moto.create_zone("example.com.");
+    let eni = moto.create_eni("172.31.42.189", public);
+    (moto, zone, eni)
+}
+
+fn values_of(records: &[Value], name: &str) -> Vec<(Option<String>, Vec<String>, i64)> {
+    let mut out: Vec<_> = records
+        .iter()
+        .filter(|r| r["Name"] == name && r["Type"] == "A")
+        .map(|r| {
+            (
+                r["SetIdentifier"].as_str().map(str::to_string),
+                r["Values"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                r["TTL"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn publishes_the_public_ip_with_the_ttl_and_removes_it_on_sigterm() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0001").env("DNS_TTL", "45");
+    let started = Instant::now();
+    let mut sidecar = task.start();
+    let upsert = sidecar.expect_event("upsert", PUBLISH);
+    let published = sidecar.expect_event("published", PUBLISH);
+    println!(
+        "process start -> UPSERT sent: {} ms (sidecar's own clock), published after {} ms; \
+         test saw it after {} ms",
+        upsert["ms_since_start"],
+        published["ms_since_start"],
+        started.elapsed().as_millis()
+    );
+    assert_eq!(published["ip"], "52.95.110.1", "{published}");
+    assert_eq!(published["name"], "jumpbox.eu-west-1.example.com");
+    let found = values_of(&moto.records(&zone), NAME);
+    assert_eq!(found, vec![(None, vec!["52.95.110.1".to_string()], 45)]);
+    // The discovery went through EC2 (the authoritative source), not an echo.
+    let discovered = sidecar.expect_event("discovered", PUBLISH);
+    assert_eq!(discovered["source"], "ec2:DescribeNetworkInterfaces");
+    let health = task.healthcheck();
+    health.expect_success("healthcheck after publishing");
+    assert!(health.stdout.contains("52.95.110.1"), "{}", health.stdout);
+
+    sidecar.proc.signal("TERM");
+    let status = sidecar.proc.expect_exit(STOP, "stopping the sidecar");
+    assert!(status.success(), "exit status {status}");
+    sidecar.expect_event("deleted", STOP);
+    assert!(
+        values_of(&moto.records(&zone), NAME).is_empty(),
+        "record left behind"
+    );
+    assert!(
+        !task.healthcheck().status.success(),
+        "healthcheck passes with no sidecar"
+    );
+}
+
+#[test]
+fn two_tasks_share_one_name_and_each_removes_only_its_own() {
+    let (moto, zone, eni_a) = setup(Some("52.95.110.1"));
+    let eni_b = moto.create_eni("172.31.42.190", Some("52.95.110.2"));
+    let a = Task::new(&moto, &zone, &eni_a, "taskaaaa").env("DNS_SET_IDENTIFIER", "{task_id}");
+    let b = Task::new(&moto, &zone, &eni_b, "taskbbbb").env("DNS_SET_IDENTIFIER", "{task_id}");
+    let mut sa = a.start();
+    let mut sb = b.start();
+    sa.expect_event("published", PUBLISH);
+    sb.expect_event("published", PUBLISH);
+    let both = values_of(&moto.records(&zone), NAME);
+    assert_eq!(
+        both,
+        vec![
+            (Some("taskaaaa".into()), vec!["52.95.110.1".into()], 60),
+            (Some("taskbbbb".into()), vec!["52.95.110.2".into()], 60),
+        ]
+    );
+    sa.proc.signal("TERM");
+    assert!(sa.proc.expect_exit(STOP, "stopping task a").success());
+    let left = values_of(&moto.records(&zone), NAME);
+    assert_eq!(
+        left,
+        vec![(Some("taskbbbb".into()), vec!["52.95.110.2".into()], 60)]
+    );
+    b.healthcheck().expect_success("task b still healthy");
+    sb.proc.signal("TERM");
+    assert!(sb.proc.expect_exit(STOP, "stopping task b").success());
+    assert!(values_of(&moto.records(&zone), NAME).is_empty());
+}
+
+#[test]
+fn a_record_changed_by_someone_else_is_left_untouched() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0003").env("DNS_VERIFY_INTERVAL", "300ms");
+    let mut sidecar = task.start();
+    sidecar.expect_event("published", PUBLISH);
+    // Another task (or a person) takes the name over.
+    moto.upsert(&zone, NAME, "52.95.110.99", None);
+    let lost = sidecar.expect_event("record_lost", Duration::from_secs(10));
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("52.95.110.99"),
+        "{lost}"
+    );
+    let health = task.healthcheck();
+    assert!(
+        !health.status.success(),
+        "healthcheck passes though the record is not ours"
+    );
+    assert!(health.stderr.contains("52.95.110.99"), "{}", health.stderr);
+    sidecar.proc.signal("TERM");
+    assert!(sidecar.proc.expect_exit(STOP, "stopping").success());
+    let untouched = sidecar.expect_event("left_untouched", STOP);
+    assert!(untouched["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("52.95.110.99"));
+    assert_eq!(
+        values_of(&moto.records(&zone), NAME),
+        vec![(None, vec!["52.95.110.99".to_string()], 300)]
+    );
+}
+
+#[test]
+fn delete_on_exit_false_publishes_and_exits() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0004").env("DNS_DELETE_ON_EXIT", "false");
+    let out = task.run(&[], PUBLISH);
+    out.expect_success("DNS_DELETE_ON_EXIT=false");
+    assert_eq!(
+        values_of(&moto.records(&zone), NAME),
+        vec![(None, vec!["52.95.110.1".to_string()], 60)]
+    );
+}
+
+#[test]
+fn a_task_without_a_public_ip_is_a_clear_error() {
+    let (moto, zone, eni) = setup(None);
+    let task = Task::new(&moto, &zone, &eni, "task0005").env("DNS_TIMEOUT", "20s");
+    let out = task.run(&[], PUBLISH);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the task has no public IP"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("assignPublicIp"), "{}", out.stderr);
+    assert!(values_of(&moto.records(&zone), NAME).is_empty());
+}
+
+#[test]
+fn dry_run_prints_the_exact_batch_and_changes_nothing() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0006")
+        .env("DNS_SET_IDENTIFIER", "{cluster}-{task_id}")
+        .env("DNS_TTL", "30");
+    let out = task.run(&["--dry-run"], PUBLISH);
+    out.expect_success("--dry-run");
+    let batch: Value = serde_json::from_str(&out.stdout).expect("--dry-run prints JSON");
+    assert_eq!(
+        batch,
+        serde_json::json!({
+            "HostedZoneId": zone,
+            "ChangeBatch": {
+                "Comment": "dns-sidecar: task task0006",
+                "Changes": [{
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": NAME,
+                        "Type": "A",
+                        "TTL": 30,
+                        "SetIdentifier": "jumpbox-task0006",
+                        "MultiValueAnswer": true,
+                        "ResourceRecords": [{"Value": "52.95.110.1"}]
+                    }
+                }]
+            }
+        })
+    );
+    assert!(moto.records(&zone).is_empty(), "--dry-run changed the zone");
+}
+
+#[test]
+fn echo_source_accepts_one_public_address_only() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0007")
+        .env("DNS_IP_SOURCE", "echo")
+        .env("DNS_TIMEOUT", "10s");
+    let echo = task.http.url("/echo");
+    let task = task.env("DNS_ECHO_URL", echo);
+    task.http.route("/echo", 200, "52.95.110.77\n");
+    let out = task.run(&["--dry-run"], PUBLISH);
+    out.expect_success("echo with a public address");
+    assert!(out.stdout.contains("\"52.95.110.77\""), "{}", out.stdout);
+    assert_eq!(task.http.hits("/echo"), 1);
+
+    for (body, why) in [
+        ("10.0.3.4", "private"),
+        ("100.64.0.9", "shared address space"),
+        ("<html>blocked by proxy</html>", "not an IP address"),
+        ("52.95.110.77 52.95.110.78", "not an IP address"),
+    ] {
+        task.http.route("/echo", 200, body);
+        let out = task.run(&["--dry-run"], PUBLISH);
+        assert_eq!(out.status.code(), Some(1), "{body}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("DNS_ECHO_URL"),
+            "{body}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(why), "{body}: {}", out.stderr);
+        assert!(
+            out.stdout.is_empty(),
+            "{body}: printed a batch: {}",
+            out.stdout
+        );
+    }
+    assert!(moto.records(&zone).is_empty());
+}
+
+#[test]
+fn bad_configuration_names_the_setting_and_exits_2() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let base = || Task::new(&moto, &zone, &eni, "task0008");
+    let cases: Vec<(Task, &str)> = vec![
+        (
+            base().without("DNS_HOSTED_ZONE_ID"),
+            "DNS_HOSTED_ZONE_ID is not set",
+        ),
+        (
+            base().without("DNS_RECORD_NAME"),
+            "DNS_RECORD_NAME is not set",
+        ),
+        (
+            base().env("DNS_RECORD_NAME", "jumpbox.{regoin}.example.com"),
+            "DNS_RECORD_NAME: unknown placeholder {regoin}",
+        ),
+        (base().env("DNS_TTL", "-5"), "DNS_TTL"),
+        (base().env("DNS_TIMEOUT", "soon"), "DNS_TIMEOUT"),
+        (base().env("DNS_IP_SOURCE", "imds"), "DNS_IP_SOURCE"),
+        (base().env("DNS_RECORD_TYPES", "A,MX"), "DNS_RECORD_TYPES"),
+        (base().env("DNS_IP", "not-an-ip"), "DNS_IP"),
+        (
+            base().env("DNS_HOSTED_ZONE_ID", "example.com"),
+            "DNS_HOSTED_ZONE_ID",
+        ),
+        (
+            base().without("ECS_CONTAINER_METADATA_URI_V4"),
+            "ECS_CONTAINER_METADATA_URI_V4 is not set",
+        ),
+    ];
+    for (task, needle) in cases {
+        let started = Instant::now();
+        let out = task.run(&[], Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{needle}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "expected {needle:?} in:\n{}",
+            out.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{needle}: took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(moto.records(&zone).is_empty());
+}
+
+#[test]
+fn an_unreachable_metadata_endpoint_fails_within_the_timeout() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let dead = format!("http://127.0.0.1:{}/v4/gone", e2e::free_local_port());
+    let task = Task::new(&moto, &zone, &eni, "task0009")
+        .env("ECS_CONTAINER_METADATA_URI_V4", dead)
+        .env("DNS_TIMEOUT", "3s");
+    let started = Instant::now();
+    let out = task.run(&[], Duration::from_secs(20));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ECS_CONTAINER_METADATA_URI_V4"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?} with DNS_TIMEOUT=3s"
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "gave up after {took:?}: no retries?"
+    );
+    // The failure is also one JSON `error` event on stderr.
+    let events = e2e::parse_events(&out.stderr);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "error" && e["exit_code"] == 1),
+        "{}",
+        out.stderr
+    );
+}
