@@ -607,6 +607,7 @@ pub struct BastionBuilder {
     env: BTreeMap<String, String>,
     args: Vec<String>,
     name: String,
+    wrapper: Vec<OsString>,
 }
 
 impl BastionBuilder {
@@ -625,6 +626,7 @@ impl BastionBuilder {
             env,
             args: Vec::new(),
             name: "bastion".to_string(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -658,8 +660,27 @@ impl BastionBuilder {
     }
 
     /// The command, with a clean environment: only PATH and the configured settings.
+    /// Run the bastion through `wrapper` (e.g. `unshare ... chroot DIR`), which is given the
+    /// binary path `inner` (as seen by the wrapped process) and then the arguments.
+    pub fn wrapped_in(mut self, wrapper: Vec<OsString>, inner: impl Into<OsString>) -> BastionBuilder {
+        self.wrapper = wrapper;
+        self.wrapper.push(inner.into());
+        self
+    }
+
     pub fn command(&self) -> Command {
-        bastion_command(&self.env, &self.args)
+        match self.wrapper.split_first() {
+            None => bastion_command(&self.env, &self.args),
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.env_clear();
+                if let Some(path) = std::env::var_os("PATH") {
+                    cmd.env("PATH", path);
+                }
+                cmd.args(rest).envs(&self.env).args(&self.args);
+                cmd
+            }
+        }
     }
 
     /// Starts the bastion and waits for its `listening` event.
