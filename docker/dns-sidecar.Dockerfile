@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+#
+# The dns-sidecar image: one static binary and the CA bundle in an empty (`scratch`) image. No
+# shell: ECS runs `/dns-sidecar healthcheck` for its health check.
+#
+#   From source (needs the rust image):
+#     docker build -f docker/dns-sidecar.Dockerfile -t dns-sidecar .
+#   From a static binary built on the host (no rust image needed; scripts/build-images.sh does this):
+#     RUSTFLAGS="-C target-feature=+crt-static" \
+#       cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar
+#     cp /etc/ssl/certs/ca-certificates.crt target/x86_64-unknown-linux-gnu/release/
+#     docker build -f docker/dns-sidecar.Dockerfile --build-arg BIN_STAGE=prebuilt -t dns-sidecar .
+#
+# TLS (Route 53, EC2, ECS APIs, the optional IP echo) uses rustls with the platform's native
+# roots, which it reads from SSL_CERT_FILE: the image carries Debian's CA bundle.
+#
+# The binary is linked statically against glibc (`+crt-static`; `--target` keeps build scripts
+# and proc macros dynamic). Name lookup: glibc >= 2.34 has its `files` and `dns` resolvers inside
+# libc itself, so a static binary resolves the AWS endpoints without libnss_*.so. A scratch image
+# has no /etc at all: lookups rely on the /etc/hosts and /etc/resolv.conf that the container
+# runtime (ECS/Fargate, Docker, Podman) injects at run time.
+# Randomness: in a static binary the getrandom crate cannot find glibc's getrandom() (dlsym)
+# and reads /dev/urandom instead, which every runtime mounts; without /dev it would panic.
+
+# Which stage provides /dns-sidecar and the CA bundle: `build` or `prebuilt` (from the context).
+ARG BIN_STAGE=build
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+      cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar \
+    && cp target/x86_64-unknown-linux-gnu/release/dns-sidecar /dns-sidecar \
+    && cp /etc/ssl/certs/ca-certificates.crt /ca-certificates.crt
+
+FROM scratch AS prebuilt
+# Paths inside the build context of the host-built static binary and of a PEM CA bundle.
+ARG BIN_PATH=target/x86_64-unknown-linux-gnu/release/dns-sidecar
+ARG CA_BUNDLE=target/x86_64-unknown-linux-gnu/release/ca-certificates.crt
+COPY ${BIN_PATH} /dns-sidecar
+COPY ${CA_BUNDLE} /ca-certificates.crt
+
+# Builders skip the stage that is not selected (BuildKit; buildah --skip-unused-stages, its
+# default), so with BIN_STAGE=prebuilt the rust image is never pulled.
+FROM ${BIN_STAGE} AS bin
+
+FROM scratch
+COPY --from=bin --chmod=0444 /ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=bin --chmod=0555 /dns-sidecar /dns-sidecar
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+# 65532: the conventional "nonroot" id (distroless); the image has no /etc/passwd.
+USER 65532:65532
+ENTRYPOINT ["/dns-sidecar"]

