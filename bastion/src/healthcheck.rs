@@ -1,10 +1,12 @@
 //! `bastion healthcheck`: exit 0 only if an SSH server answers with a banner on the configured
-//! port. The container image has no shell, so ECS `healthCheck` runs this subcommand.
+//! port. The container image has no shell, so ECS `healthCheck` runs this subcommand. With
+//! PROXY protocol on, the probe first sends a v2 LOCAL header (what a load balancer's own
+//! health check sends), which the bastion accepts from loopback.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Where to probe: the listen address, with an unspecified IP replaced by loopback.
@@ -17,13 +19,29 @@ pub fn probe_addr(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// Connect and read the identification line; Ok with the banner, Err with what went wrong.
-pub async fn check(listen: SocketAddr, timeout: Duration) -> Result<String, String> {
+/// PROXY protocol v2, command LOCAL, family UNSPEC, no addresses: 16 bytes.
+pub const PROXY_V2_LOCAL: [u8; 16] = [
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00,
+];
+
+/// Connect (sending a PROXY v2 LOCAL header first when `proxy_local`) and read the
+/// identification line; Ok with the banner, Err with what went wrong.
+pub async fn check(
+    listen: SocketAddr,
+    timeout: Duration,
+    proxy_local: bool,
+) -> Result<String, String> {
     let addr = probe_addr(listen);
     let probe = async {
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        if proxy_local {
+            stream
+                .write_all(&PROXY_V2_LOCAL)
+                .await
+                .map_err(|e| format!("sending the PROXY header to {addr}: {e}"))?;
+        }
         let mut buf = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
         // The banner is one line of at most 255 bytes (RFC 4253 §4.2).
@@ -73,6 +91,6 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        assert!(check(addr, Duration::from_secs(2)).await.is_err());
+        assert!(check(addr, Duration::from_secs(2), false).await.is_err());
     }
 }

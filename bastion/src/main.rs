@@ -23,9 +23,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Healthcheck { timeout }) => {
-            runtime.block_on(healthcheck(&cli.options.listen, timeout))
-        }
+        Some(Command::Healthcheck { timeout }) => runtime.block_on(healthcheck(
+            &cli.options.listen,
+            timeout,
+            cli.options.proxy_protocol != bastion::proxy_header::ProxyMode::Off,
+        )),
         None => runtime.block_on(serve(cli.options)),
     }
 }
@@ -70,7 +72,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
 }
 
-async fn healthcheck(listen: &str, timeout: std::time::Duration) -> ExitCode {
+async fn healthcheck(listen: &str, timeout: std::time::Duration, proxy_local: bool) -> ExitCode {
     let listen = match parse_listen(listen) {
         Ok(l) => l,
         Err(e) => {
@@ -78,7 +80,7 @@ async fn healthcheck(listen: &str, timeout: std::time::Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match bastion::healthcheck::check(listen, timeout).await {
+    match bastion::healthcheck::check(listen, timeout, proxy_local).await {
         Ok(banner) => {
             println!("healthy: {banner}");
             ExitCode::SUCCESS

@@ -323,10 +323,24 @@ pub async fn read_header<S: AsyncRead + Unpin>(
     }
     let peer_ip = peer.ip().to_canonical();
     let trusted = cfg.is_trusted(peer.ip());
-    if cfg.mode == ProxyMode::Required && !trusted {
+    // Loopback is the task itself: `bastion healthcheck` sends a v2 LOCAL header. It may send
+    // LOCAL (no client address) even when not listed as trusted, never a client address.
+    let local_only = !trusted && peer_ip.is_loopback();
+    if cfg.mode == ProxyMode::Required && !trusted && !local_only {
         return Err(ProxyError::UntrustedSender(peer_ip));
     }
-    match tokio::time::timeout(cfg.timeout, read_framed(stream, cfg.mode, trusted, peer_ip)).await {
+    let read = read_framed(stream, cfg.mode, trusted || local_only, peer_ip);
+    match tokio::time::timeout(cfg.timeout, read).await {
+        Ok(Ok((outcome, prefix))) if local_only && !matches!(outcome, Outcome::Local { .. }) => {
+            if cfg.mode == ProxyMode::Required || prefix.is_empty() {
+                Err(ProxyError::UntrustedSender(peer_ip))
+            } else {
+                Ok((outcome, prefix))
+            }
+        }
+        // Anything but LOCAL from an untrusted loopback peer is what it was before LOCAL was
+        // allowed: an untrusted sender.
+        Ok(Err(ProxyError::Missing)) if local_only => Err(ProxyError::UntrustedSender(peer_ip)),
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::Timeout),
     }
@@ -1121,6 +1135,32 @@ mod tests {
             assert_eq!(o, Outcome::NoHeader);
             assert_eq!(after, SSH);
         }
+    }
+
+    #[tokio::test]
+    async fn loopback_may_send_local_only() {
+        // `bastion healthcheck` inside the task: LOCAL from loopback, not in the trusted list.
+        let me = addr("127.0.0.1:40001");
+        let local = v2(0x20, 0x00, &[]);
+        for mode in [ProxyMode::Required, ProxyMode::Optional] {
+            let (o, after) = deliver(&local, SSH, Delivery::OneWrite, me, &cfg(mode))
+                .await
+                .unwrap();
+            assert_eq!(o, Outcome::Local { version: 2 }, "{mode:?}");
+            assert_eq!(after, SSH);
+            // A client address from loopback is still a spoofing attempt.
+            let proxied = v2(0x21, 0x11, &v4_payload());
+            let e = error_of(&proxied, me, &cfg(mode)).await;
+            assert!(matches!(e, ProxyError::UntrustedSender(_)), "{mode:?}: {e}");
+        }
+        // Required: a plain connection from loopback is still refused (no header).
+        let e = error_of(b"", me, &cfg(ProxyMode::Required)).await;
+        assert!(matches!(e, ProxyError::UntrustedSender(_)), "{e}");
+        // Optional: a plain connection from loopback is a plain client.
+        let (o, after) = deliver(b"", SSH, Delivery::OneWrite, me, &cfg(ProxyMode::Optional))
+            .await
+            .unwrap();
+        assert_eq!((o, after.as_slice()), (Outcome::NoHeader, SSH));
     }
 
     #[tokio::test]

@@ -76,3 +76,31 @@ fn unhealthy_when_the_listener_never_answers() {
         "healthcheck accepted a listener that sends nothing: {out:?}"
     );
 }
+
+#[test]
+fn healthy_behind_a_required_proxy_protocol_and_a_client_allow_list() {
+    // As in the NLB task: PROXY headers required from the VPC only, and only the allowed
+    // clients admitted. The in-task probe comes from loopback with a PROXY v2 LOCAL header.
+    let dir = TestDir::new();
+    let bastion = dir
+        .bastion()
+        .env("BASTION_PROXY_PROTOCOL", "required")
+        .env("BASTION_PROXY_TRUSTED", "10.0.0.0/8")
+        .env("BASTION_ALLOW_CLIENTS", "10.0.0.0/8,127.0.0.1/32")
+        .env("BASTION_DENY_CLIENTS", "0.0.0.0/0")
+        .start();
+    let listen = format!("127.0.0.1:{}", bastion.port());
+    let out = healthcheck(&bastion, &listen);
+    out.expect_success("healthcheck with BASTION_PROXY_PROTOCOL=required");
+    assert!(out.stdout.contains("SSH-2.0-"), "{out:?}");
+    // A plain connection from loopback (no header) is still refused in required mode:
+    // the probe passes because of its LOCAL header, not because loopback is exempt.
+    let mut plain = bastion_command(bastion.env(), &["healthcheck".to_string()]);
+    plain.env("BASTION_PROXY_PROTOCOL", "off");
+    let out = run_command(
+        &mut plain,
+        "healthcheck without a header",
+        HEALTHCHECK_TIMEOUT,
+    );
+    assert!(!out.status.success(), "a header-less probe passed: {out:?}");
+}
