@@ -387,9 +387,7 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
                 p.add(w, "DNS_DELETE_ON_EXIT=false makes the sidecar exit once published, which stops the task while it is essential")
             if env.get("DNS_PRUNE") == "true" and "{task_id}" not in (env.get("DNS_SET_IDENTIFIER") or ""):
                 p.add(w, "DNS_PRUNE=true needs DNS_SET_IDENTIFIER with {task_id}")
-        if hc is None and env.get("BASTION_PROXY_PROTOCOL") == "required":
-            pass  # behind an NLB: its target health check stands in (see bastion_starts)
-        elif hc is None:
+        if hc is None:
             p.add(w, "healthCheck missing")
         else:
             for key, lo, hi in (("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)):
