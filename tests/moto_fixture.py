@@ -6,6 +6,7 @@ would. Run with the project's venv python; prints JSON on stdout.
   eni      --endpoint URL --private IP [--public IP] [--az AZ] -> {"eni", "mac", "private", "public"}
   records  --endpoint URL --zone Z                            -> [{"Name","Type","TTL","SetIdentifier","Values"}]
   upsert   --endpoint URL --zone Z --name N --value V [--set-id S] [--ttl T]
+  ecs-task --endpoint URL --cluster C                         -> {"task_id": "..."} (a running task)
 """
 import argparse
 import json
@@ -28,7 +29,8 @@ def client(kind, endpoint):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["zone", "eni", "records", "upsert"])
+    p.add_argument("command", choices=["zone", "eni", "records", "upsert", "ecs-task"])
+    p.add_argument("--cluster")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--name")
     p.add_argument("--zone")
@@ -75,6 +77,35 @@ def main():
             for s in sets
             if s["Type"] in ("A", "AAAA")
         ]
+    elif a.command == "ecs-task":
+        # moto's RunTask fails for FARGATE (it looks for a private DNS name moto's network
+        # interfaces lack), so the running task is an EC2-launch one on a registered instance:
+        # ListTasks, which is what prune asks, does not tell them apart.
+        ecs = client("ecs", a.endpoint)
+        ec2 = client("ec2", a.endpoint)
+        ecs.create_cluster(clusterName=a.cluster)
+        ami = ec2.describe_images()["Images"][0]["ImageId"]
+        inst = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]
+        document = {
+            "instanceId": inst["InstanceId"],
+            "availabilityZone": REGION + "a",
+            "region": REGION,
+            "privateIp": inst["PrivateIpAddress"],
+            "instanceType": "t3.micro",
+            "imageId": ami,
+            "accountId": "123456789012",
+        }
+        ecs.register_container_instance(
+            cluster=a.cluster, instanceIdentityDocument=json.dumps(document)
+        )
+        ecs.register_task_definition(
+            family="jumpbox",
+            containerDefinitions=[
+                {"name": "bastion", "image": "bastion", "essential": True, "cpu": 128, "memory": 256}
+            ],
+        )
+        task = ecs.run_task(cluster=a.cluster, taskDefinition="jumpbox", launchType="EC2")
+        out = {"task_id": task["tasks"][0]["taskArn"].split("/")[-1]}
     else:
         r53 = client("route53", a.endpoint)
         rrset = {

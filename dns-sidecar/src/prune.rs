@@ -17,11 +17,25 @@ use crate::retry::{self, Backoff};
 use crate::route53::Zone;
 use crate::template::{Template, Vars};
 
-/// The task id a set identifier names, if it follows `prefix{task_id}suffix`.
+/// The task id a set identifier names, if it follows `prefix{task_id}suffix` and the middle
+/// looks like an ECS task id (32 hex digits, or the older UUID form): a record someone added by
+/// hand under the same name (`manual`, `blue`) is never taken for a stale task's.
 pub fn task_of<'a>(id: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
     id.strip_prefix(prefix)
         .and_then(|rest| rest.strip_suffix(suffix))
-        .filter(|t| !t.is_empty())
+        .filter(|t| looks_like_task_id(t))
+}
+
+fn looks_like_task_id(t: &str) -> bool {
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    match t.len() {
+        32 => hex(t),
+        36 => {
+            let parts: Vec<&str> = t.split('-').collect();
+            parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p))
+        }
+        _ => false,
+    }
 }
 
 /// The record sets among `sets` whose task is not running (and is not `own_task`).
@@ -160,18 +174,28 @@ mod tests {
             cluster: Some("prod".into()),
             ..Vars::default()
         };
+        let running_id = "0123456789abcdef0123456789abcdef";
+        let gone_id = "fedcba9876543210fedcba9876543210";
+        let me = "00000000000000000000000000000001";
         let sets = vec![
-            set("prod-running1"),
-            set("prod-gone1"),
-            set("prod-me"),
-            set("staging-gone2"),
+            set(&format!("prod-{running_id}")),
+            set(&format!("prod-{gone_id}")),
+            set(&format!("prod-{me}")),
+            set(&format!("staging-{gone_id}")),
+            set("prod-manual"),
             set("manual"),
         ];
-        let running: HashSet<String> = ["running1".to_string()].into();
-        let stale = stale(&sets, &t, &vars, &running, "me").unwrap();
+        let running: HashSet<String> = [running_id.to_string()].into();
+        let stale = stale(&sets, &t, &vars, &running, me).unwrap();
         let ids: Vec<_> = stale.iter().map(|s| s.set_identifier().unwrap()).collect();
-        assert_eq!(ids, vec!["prod-gone1"]);
-        assert_eq!(task_of("x-abc-y", "x-", "-y"), Some("abc"));
+        assert_eq!(ids, vec![format!("prod-{gone_id}")]);
+        assert_eq!(
+            task_of(&format!("x-{gone_id}-y"), "x-", "-y"),
+            Some(gone_id)
+        );
         assert_eq!(task_of("x--y", "x-", "-y"), None);
+        let uuid = "bfa26362-6814-4d03-9771-334145e490c5";
+        assert_eq!(task_of(uuid, "", ""), Some(uuid));
+        assert_eq!(task_of("not-a-task-id", "", ""), None);
     }
 }

@@ -662,7 +662,11 @@ impl BastionBuilder {
     /// The command, with a clean environment: only PATH and the configured settings.
     /// Run the bastion through `wrapper` (e.g. `unshare ... chroot DIR`), which is given the
     /// binary path `inner` (as seen by the wrapped process) and then the arguments.
-    pub fn wrapped_in(mut self, wrapper: Vec<OsString>, inner: impl Into<OsString>) -> BastionBuilder {
+    pub fn wrapped_in(
+        mut self,
+        wrapper: Vec<OsString>,
+        inner: impl Into<OsString>,
+    ) -> BastionBuilder {
         self.wrapper = wrapper;
         self.wrapper.push(inner.into());
         self

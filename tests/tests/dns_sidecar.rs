@@ -330,3 +330,42 @@ fn an_unreachable_metadata_endpoint_fails_within_the_timeout() {
         out.stderr
     );
 }
+
+#[test]
+fn prune_removes_only_values_of_tasks_that_no_longer_run() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let running = moto.fixture(&["ecs-task", "--cluster", "jumpbox"])["task_id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+    let gone = "0123456789abcdef0123456789abcdef";
+    moto.upsert(&zone, NAME, "52.95.110.3", Some(&running));
+    moto.upsert(&zone, NAME, "52.95.110.4", Some(gone));
+    moto.upsert(&zone, NAME, "52.95.110.5", Some("added-by-hand"));
+    let me = "ffffffffffffffffffffffffffffffff";
+    let task = Task::new(&moto, &zone, &eni, me)
+        .env("DNS_SET_IDENTIFIER", "{task_id}")
+        .env("DNS_PRUNE", "true")
+        .env("DNS_DELETE_ON_EXIT", "false");
+    let out = task.run(&[], PUBLISH);
+    out.expect_success("publish with DNS_PRUNE=true");
+    let prune = e2e::parse_events(&out.stderr)
+        .into_iter()
+        .find(|e| e["event"] == "prune")
+        .unwrap_or_else(|| panic!("no prune event: {}", out.stderr));
+    assert_eq!(prune["deleted"], 1, "{prune}");
+    let ids: Vec<Option<String>> = values_of(&moto.records(&zone), NAME)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    let mut expected = vec![
+        Some("added-by-hand".to_string()),
+        Some(me.to_string()),
+        Some(running),
+    ];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "the stale value of {gone} should be the only one removed"
+    );
+}

@@ -20,7 +20,11 @@ use e2e::{
 };
 
 fn require_root() {
-    let out = run_command(Command::new("id").arg("-u"), "id -u", Duration::from_secs(10));
+    let out = run_command(
+        Command::new("id").arg("-u"),
+        "id -u",
+        Duration::from_secs(10),
+    );
     assert_eq!(
         out.stdout.trim(),
         "0",
@@ -80,7 +84,11 @@ fn both_binaries_print_help_alone_in_an_empty_read_only_root_as_non_root() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (bin, name, needle) in [
         (bastion_bin(), "bastion", "Forward-only SSH jumpbox"),
-        (sidecar_bin(), "dns-sidecar", "Publish this ECS task's public IP"),
+        (
+            sidecar_bin(),
+            "dns-sidecar",
+            "Publish this ECS task's public IP",
+        ),
     ] {
         let root = empty_root(dir.path(), &bin, name);
         let out = run_command(
@@ -140,14 +148,18 @@ fn the_static_sidecar_publishes_to_moto_from_an_empty_root() {
         .args(&parts[1..])
         .arg("/dns-sidecar")
         .env_clear()
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))));
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        );
     let out = run_command(&mut wrapped, "jailed dns-sidecar", Duration::from_secs(60));
     out.expect_success("the static sidecar in an empty root");
     let records = moto.records(&zone);
     assert!(
         records
             .iter()
-            .any(|r| r["Name"] == "jumpbox.eu-west-1.example.com." && r["Values"][0] == "52.95.110.1"),
+            .any(|r| r["Name"] == "jumpbox.eu-west-1.example.com."
+                && r["Values"][0] == "52.95.110.1"),
         "no record in moto: {records:?}"
     );
 }
