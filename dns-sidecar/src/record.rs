@@ -139,7 +139,7 @@ pub fn same_set(found: &ResourceRecordSet, ours: &OwnedRecord) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ownership {
     /// Still exactly our address: this record set may be deleted.
-    Ours(ResourceRecordSet),
+    Ours(Box<ResourceRecordSet>),
     /// No record set of that name, type and identifier.
     Gone,
     /// The record set now holds something else (another task's or a person's change).
@@ -159,7 +159,7 @@ pub fn ownership(found: Option<&ResourceRecordSet>, ours: &OwnedRecord) -> Owner
     let holds_ours =
         values.len() == 1 && values[0].parse::<IpAddr>().is_ok_and(|ip| ip == ours.value);
     if holds_ours {
-        Ownership::Ours(set.clone())
+        Ownership::Ours(Box::new(set.clone()))
     } else {
         Ownership::Changed(format!(
             "it now holds [{}], not {ours_value}",

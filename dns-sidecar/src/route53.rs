@@ -227,7 +227,7 @@ impl Zone {
                     Ownership::Changed(why) => break Cleanup::LeftUntouched(rec.clone(), why),
                     Ownership::Ours(set) => {
                         match self
-                            .change(ChangeAction::Delete, vec![set], comment, deadline)
+                            .change(ChangeAction::Delete, vec![*set], comment, deadline)
                             .await
                         {
                             Ok(_) => break Cleanup::Deleted(rec.clone()),
