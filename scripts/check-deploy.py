@@ -21,7 +21,7 @@ What it checks, and why (cfn-lint and the AWS API shapes miss most of it):
    must reach `listening`, so a value it would refuse fails here.
 4. The JSON task definition and the stack's are the same (containers, variable names, literal
    values, limits); the IAM policy files match the stack's roles; the Dockerfiles' entrypoints
-   match the health checks; every placeholder is documented in ecs/README-fragment.md.
+   match the health checks; every placeholder is documented in README.md.
 5. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
 
 Negative self-tests run first (a stopTimeout of 121 must be reported, and so on), so the checks
@@ -53,7 +53,7 @@ TASK_JSON = ECS / "task-definition.json"
 STACK = ECS / "stack.yaml"
 TASK_POLICY = ECS / "iam-policy.json"
 EXEC_POLICY = ECS / "execution-role-policy.json"
-FRAGMENT = ECS / "README-fragment.md"
+FRAGMENT = ROOT / "README.md"
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -1028,7 +1028,7 @@ def main() -> int:
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
     problems += check_permit_open_pattern(template)
 
-    print("==> IAM policies, Dockerfiles, README fragment")
+    print("==> IAM policies, Dockerfiles, README placeholders")
     problems += check_policies(variants["UseNlb=false,Prune=true"])
     problems += check_dockerfiles(json_td)
     problems += check_fragment()
