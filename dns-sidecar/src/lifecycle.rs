@@ -68,7 +68,13 @@ pub fn http_client() -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(3))
         .user_agent(concat!("dns-sidecar/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::runtime(format!("cannot set up the HTTP client: {e}")))
+        .map_err(|e| {
+            Error::runtime(format!(
+                "cannot set up the HTTP client: {} (no TLS root certificates? the image ships \
+                 them at /etc/ssl/certs/ca-certificates.crt; SSL_CERT_FILE names the bundle)",
+                metadata::error_chain(&e)
+            ))
+        })
 }
 
 /// Read the task metadata when it is configured or needed.

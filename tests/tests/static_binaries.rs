@@ -1,8 +1,10 @@
 //! The release binaries are fully static and need nothing from the filesystem: each is copied
 //! alone into an empty directory, which becomes a read-only root (a private mount namespace
 //! plus `chroot`), and run there as a non-root user (65532, as in the images). The only entries
-//! besides the binary are `/dev/null` and `/dev/urandom`, which every container runtime
-//! provides. No `/etc`, no `/lib`, no certificates: loopback IP literals need no name lookup.
+//! besides the binary are `/dev/null`, `/dev/random` and `/dev/urandom`, which every container
+//! runtime provides (in a static binary the `getrandom` crate cannot find glibc's
+//! `getrandom()` and reads these instead). No `/lib`, and no `/etc` beyond the CA bundle the
+//! sidecar's image ships: loopback IP literals need no name lookup.
 //!
 //! Needs root (mount namespace, chroot), as `scripts/test.sh` runs it.
 
@@ -33,11 +35,11 @@ fn require_root() {
     );
 }
 
-/// An empty root holding only `binary` (as `/name`) and the two device nodes' mount points.
+/// An empty root holding only `binary` (as `/name`) and the device nodes' mount points.
 fn empty_root(dir: &Path, binary: &Path, name: &str) -> PathBuf {
     let root = dir.join(format!("root-{name}"));
     fs::create_dir_all(root.join("dev")).expect("creating the root");
-    for dev in ["null", "urandom"] {
+    for dev in ["null", "random", "urandom"] {
         fs::write(root.join("dev").join(dev), b"").expect("mount point");
     }
     fs::copy(binary, root.join(name)).expect("copying the binary");
@@ -48,13 +50,16 @@ fn empty_root(dir: &Path, binary: &Path, name: &str) -> PathBuf {
     root
 }
 
-/// `unshare --mount` + bind the two devices + make the root read-only + chroot as 65532.
+/// `unshare --mount` + make the root read-only + bind the devices + chroot as 65532.
 /// The program inside is the shell's "$@".
 fn jail(root: &Path) -> Vec<OsString> {
+    // The read-only bind of the root comes first: a plain bind does not carry the mounts
+    // below it, so the devices are mounted onto the read-only root afterwards.
     let script = "set -e; r=$1; shift; \
-        mount --bind /dev/null \"$r/dev/null\"; \
-        mount --bind /dev/urandom \"$r/dev/urandom\"; \
         mount --bind \"$r\" \"$r\"; mount -o remount,bind,ro \"$r\"; \
+        mount --bind /dev/null \"$r/dev/null\"; \
+        mount --bind /dev/random \"$r/dev/random\"; \
+        mount --bind /dev/urandom \"$r/dev/urandom\"; \
         exec chroot --userspec=65532:65532 \"$r\" \"$@\"";
     vec![
         "unshare".into(),
@@ -140,7 +145,18 @@ fn the_static_sidecar_publishes_to_moto_from_an_empty_root() {
     let eni = moto.create_eni("172.31.42.189", Some("52.95.110.1"));
     let dir = tempfile::tempdir().expect("tempdir");
     let root = empty_root(dir.path(), &sidecar_bin(), "dns-sidecar");
-    let task = Task::new(&moto, &zone, &eni, "taskstatic").env("DNS_DELETE_ON_EXIT", "false");
+    // What the image ships besides the binary: the CA bundle (its TLS uses the system roots).
+    let certs = root.join("etc/ssl/certs");
+    fs::create_dir_all(&certs).expect("certs dir");
+    fs::copy(
+        "/etc/ssl/certs/ca-certificates.crt",
+        certs.join("ca-certificates.crt"),
+    )
+    .expect("copying the CA bundle (package ca-certificates)");
+    fs::set_permissions(root.join("etc"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let task = Task::new(&moto, &zone, &eni, "taskstatic")
+        .env("DNS_DELETE_ON_EXIT", "false")
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt");
     let parts = jail(&root);
     let cmd = task.command(&[]);
     let mut wrapped = Command::new(&parts[0]);
