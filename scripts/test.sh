@@ -67,7 +67,7 @@ step "release build: static bastion and dns-sidecar"
 static_cargo build "${static[@]}" -p bastion -p dns-sidecar
 done_step
 
-step "dns-sidecar unit and retry tests (release, reusing the static build)"
+step "dns-sidecar unit and retry tests (release)"
 static_cargo test "${static[@]}" -p dns-sidecar --no-fail-fast
 done_step
 
