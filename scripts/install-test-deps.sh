@@ -10,6 +10,8 @@
 #   postgresql      a real PostgreSQL server and psql, the "RDS" behind the tunnel (scripts/local-task)
 #   redis-server    a real Redis server, the "ElastiCache" behind the tunnel; redis-tools: redis-cli
 #   buildah         builds and runs the container images without a Docker engine
+#   ca-certificates the CA bundle the dns-sidecar image ships (and its static-binary test uses)
+#   mount, chroot   the static-binary tests' read-only empty root
 #
 # Then a Python virtual environment in .local/venv (pinned in scripts/requirements-test.txt):
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
@@ -36,6 +38,9 @@ declare -A PROVIDER=(
   [redis-server]=redis-server
   [redis-cli]=redis-tools
   [buildah]=buildah
+  [/etc/ssl/certs/ca-certificates.crt]=ca-certificates
+  [mount]=mount
+  [chroot]=coreutils
   [python3]=python3
 )
 
