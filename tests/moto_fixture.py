@@ -7,6 +7,7 @@ would. Run with the project's venv python; prints JSON on stdout.
   records  --endpoint URL --zone Z                            -> [{"Name","Type","TTL","SetIdentifier","Values"}]
   upsert   --endpoint URL --zone Z --name N --value V [--set-id S] [--ttl T]
   ecs-task --endpoint URL --cluster C                         -> {"task_id": "..."} (a running task)
+  stack    --endpoint URL --template ecs/stack.yaml            -> {"status", "reason", "resources"}
 """
 import argparse
 import json
@@ -27,9 +28,78 @@ def client(kind, endpoint):
     )
 
 
+def deploy_stack(a):
+    """Deploy the template (direct mode) with real-looking parameters; wait for a final state."""
+    import time
+
+    ec2 = client("ec2", a.endpoint)
+    r53 = client("route53", a.endpoint)
+    sm = client("secretsmanager", a.endpoint)
+    cfn = client("cloudformation", a.endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=REGION + z)[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    zone = r53.create_hosted_zone(Name="example.com.", CallerReference="stack")["HostedZone"]
+    host = sm.create_secret(Name="jumpbox/host-key", SecretString="key")["ARN"]
+    keys = sm.create_secret(Name="jumpbox/authorized-keys", SecretString="keys")["ARN"]
+    params = {
+        "VpcId": vpc,
+        "PublicSubnetIds": ",".join(subnets),
+        "AllowedClientCidrs": "203.0.113.0/24",
+        "HostedZoneId": zone["Id"].split("/")[-1],
+        "RecordName": "jumpbox.{region}.example.com",
+        "HostKeySecretArn": host,
+        "AuthorizedKeysSecretArn": keys,
+        "BastionImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/jumpbox/bastion:1",
+        "DnsSidecarImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/jumpbox/dns-sidecar:1",
+    }
+    with open(a.template) as f:
+        body = f.read()
+    cfn.create_stack(
+        StackName="jumpbox",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    for _ in range(120):
+        stack = cfn.describe_stacks(StackName="jumpbox")["Stacks"][0]
+        if not stack["StackStatus"].endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.5)
+    resources = cfn.list_stack_resources(StackName="jumpbox")["StackResourceSummaries"]
+    containers = {}
+    for r in resources:
+        if r["ResourceType"] == "AWS::ECS::TaskDefinition":
+            ecs = client("ecs", a.endpoint)
+            td = ecs.describe_task_definition(taskDefinition=r["PhysicalResourceId"])
+            containers = {
+                c["name"]: {
+                    "dependsOn": c.get("dependsOn", []),
+                    "stopTimeout": c.get("stopTimeout"),
+                    "env": sorted(e["name"] for e in c.get("environment", [])),
+                }
+                for c in td["taskDefinition"]["containerDefinitions"]
+            }
+    return {
+        "containers": containers,
+        "status": stack["StackStatus"],
+        "reason": stack.get("StackStatusReason", ""),
+        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        "resources": sorted(
+            f'{r["LogicalResourceId"]} {r["ResourceType"]} {r["ResourceStatus"]}'
+            for r in resources
+        ),
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["zone", "eni", "records", "upsert", "ecs-task"])
+    p.add_argument("command", choices=["zone", "eni", "records", "upsert", "ecs-task", "stack"])
+    p.add_argument("--template")
     p.add_argument("--cluster")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--name")
@@ -106,6 +176,8 @@ def main():
         )
         task = ecs.run_task(cluster=a.cluster, taskDefinition="jumpbox", launchType="EC2")
         out = {"task_id": task["tasks"][0]["taskArn"].split("/")[-1]}
+    elif a.command == "stack":
+        out = deploy_stack(a)
     else:
         r53 = client("route53", a.endpoint)
         rrset = {

@@ -1,0 +1,68 @@
+//! `ecs/stack.yaml` deploys into moto's CloudFormation (direct mode, no NLB) to
+//! CREATE_COMPLETE, with the resources, outputs and task definition a user relies on. moto's
+//! CloudFormation cannot create the NLB variant (its load balancer ignores `Type: network`,
+//! so the TCP listener is refused): that mode is covered by cfn-lint and
+//! `scripts/check-deploy.py` only.
+
+use e2e::require_loopback_only_netns;
+use e2e::sidecar::Moto;
+
+#[test]
+fn the_stack_deploys_into_moto_cloudformation() {
+    require_loopback_only_netns();
+    let moto = Moto::start();
+    let template = e2e::workspace_root().join("ecs/stack.yaml");
+    let template = template.to_str().expect("utf-8 path");
+    let out = moto.fixture(&["stack", "--template", template]);
+    assert_eq!(out["status"], "CREATE_COMPLETE", "{out:#}");
+    assert_eq!(
+        out["outputs"]["DnsName"], "jumpbox.eu-west-1.example.com",
+        "{out:#}"
+    );
+    let ssh = out["outputs"]["SshCommand"].as_str().unwrap_or("");
+    assert!(
+        ssh.starts_with("ssh ") && ssh.contains("jumpbox.eu-west-1.example.com"),
+        "{ssh}"
+    );
+    let resources: Vec<&str> = out["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for (logical, kind) in [
+        ("Cluster", "AWS::ECS::Cluster"),
+        ("Service", "AWS::ECS::Service"),
+        ("TaskDefinition", "AWS::ECS::TaskDefinition"),
+        ("TaskRole", "AWS::IAM::Role"),
+        ("ExecutionRole", "AWS::IAM::Role"),
+        ("TaskSecurityGroup", "AWS::EC2::SecurityGroup"),
+        ("LogGroup", "AWS::Logs::LogGroup"),
+    ] {
+        let line = format!("{logical} {kind} CREATE_COMPLETE");
+        assert!(
+            resources.contains(&line.as_str()),
+            "no {line} in {resources:#?}"
+        );
+    }
+    // The task as ECS stores it: the bastion starts after, so stops before, the sidecar.
+    let bastion = &out["containers"]["bastion"];
+    assert_eq!(
+        bastion["dependsOn"],
+        serde_json::json!([{"containerName": "dns-sidecar", "condition": "START"}]),
+        "{out:#}"
+    );
+    let sidecar = &out["containers"]["dns-sidecar"];
+    assert!(
+        sidecar["stopTimeout"].as_i64() > bastion["stopTimeout"].as_i64(),
+        "{out:#}"
+    );
+    let env = sidecar["env"].to_string();
+    for name in [
+        "DNS_HOSTED_ZONE_ID",
+        "DNS_RECORD_NAME",
+        "DNS_SET_IDENTIFIER",
+    ] {
+        assert!(env.contains(name), "{name} not set on the sidecar: {env}");
+    }
+}
