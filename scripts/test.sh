@@ -67,6 +67,9 @@ step "release build: static bastion and dns-sidecar"
 static_cargo build "${static[@]}" -p bastion -p dns-sidecar
 done_step
 
+# aws-smithy-mocks (a dev-dependency) turns on `test-util` features at the root of the SDK's
+# dependency graph, so this step compiles the SDK crates a second time; the shipped binary
+# above is built without them.
 step "dns-sidecar unit and retry tests (release)"
 static_cargo test "${static[@]}" -p dns-sidecar --no-fail-fast
 done_step
