@@ -70,11 +70,13 @@ cleanup() {
 trap cleanup EXIT
 
 if ((build)); then
-  packages=()
-  for name in "${names[@]}"; do packages+=(-p "$name"); done
-  echo "==> cargo build (static glibc, $triple): ${names[*]}"
-  RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --locked --release --target "$triple" "${packages[@]}"
+  # One package per cargo run, as scripts/test.sh does: built together, their shared crates
+  # would get unified features and miss the cache the test run leaves (and vice versa).
+  for name in "${names[@]}"; do
+    echo "==> cargo build (static glibc, $triple): $name"
+    RUSTFLAGS="-C target-feature=+crt-static" \
+      cargo build --locked --release --target "$triple" -p "$name"
+  done
 fi
 
 new_container() { # image -> container id (recorded for cleanup)

@@ -18,18 +18,20 @@
 //! - [`health`]: the loopback status port and the `dns-sidecar healthcheck` probe.
 //! - [`lifecycle`]: the whole run: publish, watch, wait for the stop signal, clean up.
 //! - [`error`]: one error type whose message says what failed and what to do.
+//!
+//! [`error`], [`address`], [`retry`], [`record`] and [`route53`] come from the
+//! `dns-sidecar-route53` crate (`dns-sidecar/route53/`).
 #![forbid(unsafe_code)]
 
-pub mod address;
+// The Route 53 side lives in its own crate (see its Cargo.toml for why); re-exported here so
+// the sidecar and its users name it `dns_sidecar::route53` and so on.
+pub use dns_sidecar_route53::{address, error, record, retry, route53};
+
 pub mod config;
 pub mod discover;
-pub mod error;
 pub mod health;
 pub mod lifecycle;
 pub mod logging;
 pub mod metadata;
 pub mod prune;
-pub mod record;
-pub mod retry;
-pub mod route53;
 pub mod template;

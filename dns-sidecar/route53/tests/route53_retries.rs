@@ -12,9 +12,9 @@ use aws_sdk_route53::primitives::DateTime;
 use aws_sdk_route53::types::{ChangeInfo, ChangeStatus};
 use aws_sdk_route53::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use dns_sidecar::address::RecordType;
-use dns_sidecar::record::OwnedRecord;
-use dns_sidecar::route53::Zone;
+use dns_sidecar_route53::address::RecordType;
+use dns_sidecar_route53::record::OwnedRecord;
+use dns_sidecar_route53::route53::Zone;
 
 fn error_xml(code: &str, message: &str) -> Option<String> {
     Some(format!(
