@@ -22,9 +22,17 @@ fn setup(public: Option<&str>) -> (Moto, String, e2e::sidecar::Eni) {
 }
 
 fn values_of(records: &[Value], name: &str) -> Vec<(Option<String>, Vec<String>, i64)> {
+    values_of_type(records, name, "A")
+}
+
+fn values_of_type(
+    records: &[Value],
+    name: &str,
+    rtype: &str,
+) -> Vec<(Option<String>, Vec<String>, i64)> {
     let mut out: Vec<_> = records
         .iter()
-        .filter(|r| r["Name"] == name && r["Type"] == "A")
+        .filter(|r| r["Name"] == name && r["Type"] == rtype)
         .map(|r| {
             (
                 r["SetIdentifier"].as_str().map(str::to_string),
@@ -81,6 +89,98 @@ fn publishes_the_public_ip_with_the_ttl_and_removes_it_on_sigterm() {
     assert!(
         !task.healthcheck().status.success(),
         "healthcheck passes with no sidecar"
+    );
+}
+
+/// The metadata of a task on a dual-stack subnet: the ENI also has these IPv6 addresses.
+fn dual_stack(task: &Task, eni: &e2e::sidecar::Eni, ipv6: &[&str]) {
+    let mut doc: Value = serde_json::from_str(&e2e::sidecar::task_metadata(
+        eni,
+        &task.task_id,
+        "eu-west-1",
+    ))
+    .expect("metadata is JSON");
+    doc["Containers"][0]["Networks"][0]["IPv6Addresses"] = serde_json::json!(ipv6);
+    task.http.route("/v4/meta/task", 200, doc.to_string());
+}
+
+#[test]
+fn dual_stack_publishes_a_and_aaaa_and_removes_both() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0006").env("DNS_RECORD_TYPES", "A,AAAA");
+    // A link-local address first: only the globally routable one may be published.
+    dual_stack(&task, &eni, &["fe80::1", "2600:1f18:4a3:6901::5"]);
+    let mut sidecar = task.start();
+    sidecar.expect_event("published", PUBLISH);
+    // One `published` event per record: wait (bounded) for the second.
+    let deadline = Instant::now() + PUBLISH;
+    let mut published = loop {
+        let found: Vec<(String, Value)> = sidecar
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "published")
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("?").to_string(),
+                    e["ip"].clone(),
+                )
+            })
+            .collect();
+        if found.len() >= 2 || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    published.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        published,
+        vec![
+            ("A".to_string(), Value::from("52.95.110.1")),
+            ("AAAA".to_string(), Value::from("2600:1f18:4a3:6901::5")),
+        ]
+    );
+    let records = moto.records(&zone);
+    assert_eq!(
+        values_of(&records, NAME),
+        vec![(None, vec!["52.95.110.1".to_string()], 60)]
+    );
+    assert_eq!(
+        values_of_type(&records, NAME, "AAAA"),
+        vec![(None, vec!["2600:1f18:4a3:6901::5".to_string()], 60)]
+    );
+    task.healthcheck()
+        .expect_success("healthcheck with A and AAAA");
+
+    sidecar.proc.signal("TERM");
+    assert!(sidecar
+        .proc
+        .expect_exit(STOP, "stopping the sidecar")
+        .success());
+    let records = moto.records(&zone);
+    assert!(values_of(&records, NAME).is_empty(), "A left behind");
+    assert!(
+        values_of_type(&records, NAME, "AAAA").is_empty(),
+        "AAAA left behind"
+    );
+}
+
+#[test]
+fn aaaa_without_a_global_ipv6_address_is_a_clear_error() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    let task = Task::new(&moto, &zone, &eni, "task0007").env("DNS_RECORD_TYPES", "AAAA");
+    dual_stack(&task, &eni, &["fe80::1"]);
+    let out = task.run(&[], PUBLISH);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no globally routable IPv6 address")
+            && out.stderr.contains("fe80::1")
+            && out.stderr.contains("DNS_RECORD_TYPES=A"),
+        "{}",
+        out.stderr
+    );
+    let records = moto.records(&zone);
+    assert!(
+        values_of(&records, NAME).is_empty() && values_of_type(&records, NAME, "AAAA").is_empty()
     );
 }
 
