@@ -6,7 +6,7 @@
 #   From source (needs the rust image):
 #     docker build -f docker/bastion.Dockerfile -t bastion .
 #   From a static binary built on the host (no rust image needed; scripts/build-images.sh does this):
-#     RUSTFLAGS="-C target-feature=+crt-static" \
+#     RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
 #       cargo build --locked --release --target x86_64-unknown-linux-gnu -p bastion
 #     docker build -f docker/bastion.Dockerfile --build-arg BIN_STAGE=prebuilt -t bastion .
 #
@@ -15,8 +15,9 @@
 # libc itself, so a static binary resolves names (RDS endpoints, /etc/hosts entries) without
 # libnss_*.so. A scratch image has no /etc at all: lookups rely on the /etc/hosts and
 # /etc/resolv.conf that the container runtime (ECS/Fargate, Docker, Podman) injects at run time.
-# Randomness: in a static binary the getrandom crate cannot find glibc's getrandom() (dlsym)
-# and reads /dev/urandom instead, which every runtime mounts; without /dev it would panic.
+# Randomness: `--cfg getrandom_backend="linux_getrandom"` makes the getrandom crate call glibc's
+# getrandom() directly; its default finds it with dlsym, which fails in a static binary, and
+# would fall back to reading /dev/urandom. So the binary needs no /dev.
 
 # Which stage provides /bastion: `build` (compile here) or `prebuilt` (copy from the context).
 ARG BIN_STAGE=build
@@ -26,7 +27,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
       cargo build --locked --release --target x86_64-unknown-linux-gnu -p bastion \
     && cp target/x86_64-unknown-linux-gnu/release/bastion /bastion
 

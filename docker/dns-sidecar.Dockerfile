@@ -6,7 +6,7 @@
 #   From source (needs the rust image):
 #     docker build -f docker/dns-sidecar.Dockerfile -t dns-sidecar .
 #   From a static binary built on the host (no rust image needed; scripts/build-images.sh does this):
-#     RUSTFLAGS="-C target-feature=+crt-static" \
+#     RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
 #       cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar
 #     cp /etc/ssl/certs/ca-certificates.crt target/x86_64-unknown-linux-gnu/release/
 #     docker build -f docker/dns-sidecar.Dockerfile --build-arg BIN_STAGE=prebuilt -t dns-sidecar .
@@ -19,8 +19,9 @@
 # libc itself, so a static binary resolves the AWS endpoints without libnss_*.so. A scratch image
 # has no /etc at all: lookups rely on the /etc/hosts and /etc/resolv.conf that the container
 # runtime (ECS/Fargate, Docker, Podman) injects at run time.
-# Randomness: in a static binary the getrandom crate cannot find glibc's getrandom() (dlsym)
-# and reads /dev/urandom instead, which every runtime mounts; without /dev it would panic.
+# Randomness: `--cfg getrandom_backend="linux_getrandom"` makes the getrandom crate call glibc's
+# getrandom() directly; its default finds it with dlsym, which fails in a static binary, and
+# would fall back to reading /dev/urandom. So the binary needs no /dev.
 
 # Which stage provides /dns-sidecar and the CA bundle: `build` or `prebuilt` (from the context).
 ARG BIN_STAGE=build
@@ -30,7 +31,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
       cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar \
     && cp target/x86_64-unknown-linux-gnu/release/dns-sidecar /dns-sidecar \
     && cp /etc/ssl/certs/ca-certificates.crt /ca-certificates.crt

@@ -74,7 +74,7 @@ if ((build)); then
   # would get unified features and miss the cache the test run leaves (and vice versa).
   for name in "${names[@]}"; do
     echo "==> cargo build (static glibc, $triple): $name"
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
       cargo build --locked --release --target "$triple" -p "$name"
   done
 fi
@@ -90,7 +90,7 @@ for name in "${names[@]}"; do
   bin=$release/$name
   [[ -x $bin ]] || die "$bin is missing: build it (without --no-build) or set CARGO_TARGET_DIR"
   if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then
-    die "$bin is dynamically linked: build it with RUSTFLAGS=\"-C target-feature=+crt-static\""
+    die "$bin is dynamically linked: build it with RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"'"
   fi
   image=localhost/jumpbox/$name:$tag
 

@@ -641,7 +641,7 @@ def check_dockerfiles(td: dict) -> Problems:
             p.add(w, f'the final stage must have ENTRYPOINT ["/{name}"]')
         if name in health and health[name][1:2] != [f"/{name}"]:
             p.add(w, f"healthCheck {health[name]} does not run the image's entrypoint /{name}")
-        for needle in ("--locked", "--release", "--target x86_64-unknown-linux-gnu", "target-feature=+crt-static", f"-p {name}"):
+        for needle in ("--locked", "--release", "--target x86_64-unknown-linux-gnu", "target-feature=+crt-static", '--cfg getrandom_backend="linux_getrandom"', f"-p {name}"):
             if needle not in text:
                 p.add(w, f"the build stage must use {needle}")
         if name == "dns-sidecar":

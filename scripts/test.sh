@@ -62,7 +62,9 @@ static_dir=$target_dir/$triple/release
 static=(--locked --release --target "$triple")
 # RUSTFLAGS with --target reaches only the target's units (not build scripts or proc macros),
 # and only these commands: the debug and e2e builds stay dynamic and keep their cache.
-static_cargo() { RUSTFLAGS="-C target-feature=+crt-static" cargo "$@"; }
+# getrandom_backend: the getrandom crate calls the getrandom() system call through glibc instead
+# of looking it up with dlsym, which fails in a static binary and falls back to /dev/urandom.
+static_cargo() { RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' cargo "$@"; }
 
 # One cargo run per package, on purpose: cargo unifies features across the packages of one
 # run, so building bastion and dns-sidecar together gives their shared crates (tokio, serde_json,

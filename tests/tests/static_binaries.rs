@@ -1,10 +1,10 @@
 //! The release binaries are fully static and need nothing from the filesystem: each is copied
 //! alone into an empty directory, which becomes a read-only root (a private mount namespace
-//! plus `chroot`), and run there as a non-root user (65532, as in the images). The only entries
-//! besides the binary are `/dev/null`, `/dev/random` and `/dev/urandom`, which every container
-//! runtime provides (in a static binary the `getrandom` crate cannot find glibc's
-//! `getrandom()` and reads these instead). No `/lib`, and no `/etc` beyond the CA bundle the
-//! sidecar's image ships: loopback IP literals need no name lookup.
+//! plus `chroot`), and run there as a non-root user (65532, as in the images). Nothing else is
+//! in the root: no `/dev` (built with `--cfg getrandom_backend="linux_getrandom"`, the
+//! binaries call the `getrandom` system call and never read `/dev/urandom`), no `/lib`, and no
+//! `/etc` beyond the CA bundle the sidecar's image ships: loopback IP literals need no name
+//! lookup.
 //!
 //! Needs root (mount namespace, chroot), as `scripts/test.sh` runs it.
 
@@ -35,31 +35,21 @@ fn require_root() {
     );
 }
 
-/// An empty root holding only `binary` (as `/name`) and the device nodes' mount points.
+/// An empty root holding only `binary` (as `/name`).
 fn empty_root(dir: &Path, binary: &Path, name: &str) -> PathBuf {
     let root = dir.join(format!("root-{name}"));
-    fs::create_dir_all(root.join("dev")).expect("creating the root");
-    for dev in ["null", "random", "urandom"] {
-        fs::write(root.join("dev").join(dev), b"").expect("mount point");
-    }
+    fs::create_dir_all(&root).expect("creating the root");
     fs::copy(binary, root.join(name)).expect("copying the binary");
     fs::set_permissions(root.join(name), fs::Permissions::from_mode(0o755)).expect("chmod");
-    for p in [&root, &root.join("dev")] {
-        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod");
     root
 }
 
-/// `unshare --mount` + make the root read-only + bind the devices + chroot as 65532.
+/// `unshare --mount` + make the root read-only + chroot as 65532.
 /// The program inside is the shell's "$@".
 fn jail(root: &Path) -> Vec<OsString> {
-    // The read-only bind of the root comes first: a plain bind does not carry the mounts
-    // below it, so the devices are mounted onto the read-only root afterwards.
     let script = "set -e; r=$1; shift; \
         mount --bind \"$r\" \"$r\"; mount -o remount,bind,ro \"$r\"; \
-        mount --bind /dev/null \"$r/dev/null\"; \
-        mount --bind /dev/random \"$r/dev/random\"; \
-        mount --bind /dev/urandom \"$r/dev/urandom\"; \
         exec chroot --userspec=65532:65532 \"$r\" \"$@\"";
     vec![
         "unshare".into(),
@@ -111,7 +101,7 @@ fn both_binaries_print_help_alone_in_an_empty_read_only_root_as_non_root() {
         );
         probe.expect_success(&format!("{name} --version"));
         let entries = fs::read_dir(&root).expect("root").count();
-        assert_eq!(entries, 2, "the root holds more than the binary and /dev");
+        assert_eq!(entries, 1, "the root holds more than the binary");
     }
 }
 
