@@ -365,22 +365,24 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
         elif not 2 <= stop <= 120:
             p.add(w, f"stopTimeout {stop} is outside 2..120 (the Fargate maximum is 120 s)")
         env = env_of(c)
-        if stop is not None and name in SHUTDOWN_VAR:
-            var, default = SHUTDOWN_VAR[name]
+
+        def seconds(table):
+            """(variable, its value in seconds or None if malformed) for this container."""
+            var, default = table[name]
             raw = env.get(var)
             need = parse_duration(raw) if raw else default
             if need is None:
                 p.add(w, f"{var}={raw!r} is not a duration")
-            elif need + SHUTDOWN_MARGIN > stop:
+            return var, need
+
+        if stop is not None and name in SHUTDOWN_VAR:
+            var, need = seconds(SHUTDOWN_VAR)
+            if need is not None and need + SHUTDOWN_MARGIN > stop:
                 p.add(w, f"stopTimeout {stop} leaves no room for {var}={need:g}s (+{SHUTDOWN_MARGIN:g}s) before SIGKILL")
         hc = c.get("healthCheck")
         if hc is not None and name in STARTUP_VAR:
-            var, default = STARTUP_VAR[name]
-            raw = env.get(var)
-            need = parse_duration(raw) if raw else default
-            if need is None:
-                p.add(w, f"{var}={raw!r} is not a duration")
-            elif hc.get("startPeriod", 0) < need:
+            var, need = seconds(STARTUP_VAR)
+            if need is not None and hc.get("startPeriod", 0) < need:
                 p.add(w, f"healthCheck startPeriod {hc.get('startPeriod', 0)} is shorter than {var}={need:g}s: a slow start would count as unhealthy")
         if name == "dns-sidecar":
             if c.get("essential", True) and env.get("DNS_DELETE_ON_EXIT", "true") == "false":

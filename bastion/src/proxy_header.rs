@@ -322,27 +322,40 @@ pub async fn read_header<S: AsyncRead + Unpin>(
         return Ok((Outcome::NoHeader, Vec::new()));
     }
     let peer_ip = peer.ip().to_canonical();
-    let trusted = cfg.is_trusted(peer.ip());
-    // Loopback is the task itself: `bastion healthcheck` sends a v2 LOCAL header. It may send
-    // LOCAL (no client address) even when not listed as trusted, never a client address.
-    let local_only = !trusted && peer_ip.is_loopback();
-    if cfg.mode == ProxyMode::Required && !trusted && !local_only {
+    let trust = if cfg.is_trusted(peer.ip()) {
+        Trust::Full
+    } else if peer_ip.is_loopback() {
+        // Loopback is the task itself: `bastion healthcheck` sends a v2 LOCAL header.
+        Trust::LocalOnly
+    } else {
+        Trust::None
+    };
+    if cfg.mode == ProxyMode::Required && trust == Trust::None {
         return Err(ProxyError::UntrustedSender(peer_ip));
     }
-    let read = read_framed(stream, cfg.mode, trusted || local_only, peer_ip);
-    match tokio::time::timeout(cfg.timeout, read).await {
-        Ok(Ok((outcome, prefix))) if local_only && !matches!(outcome, Outcome::Local { .. }) => {
-            if cfg.mode == ProxyMode::Required || prefix.is_empty() {
-                Err(ProxyError::UntrustedSender(peer_ip))
-            } else {
-                Ok((outcome, prefix))
-            }
-        }
-        // Anything but LOCAL from an untrusted loopback peer is what it was before LOCAL was
-        // allowed: an untrusted sender.
-        Ok(Err(ProxyError::Missing)) if local_only => Err(ProxyError::UntrustedSender(peer_ip)),
+    match tokio::time::timeout(cfg.timeout, read_framed(stream, cfg.mode, trust, peer_ip)).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::Timeout),
+    }
+}
+
+/// How far a sender's PROXY header is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// A listed proxy: any header.
+    Full,
+    /// Untrusted loopback (the task's own health check): LOCAL / `UNKNOWN` only, which carry no
+    /// client address; anything else from it is an untrusted sender, as from anyone else.
+    LocalOnly,
+    /// No header is believed.
+    None,
+}
+
+/// The header's outcome, if `trust` lets this sender claim it.
+fn believed(outcome: Outcome, trust: Trust, peer_ip: IpAddr) -> Result<Outcome, ProxyError> {
+    match (trust, &outcome) {
+        (Trust::Full, _) | (Trust::LocalOnly, Outcome::Local { .. }) => Ok(outcome),
+        _ => Err(ProxyError::UntrustedSender(peer_ip)),
     }
 }
 
@@ -360,7 +373,7 @@ pub async fn accept<S: AsyncRead + Unpin>(
 async fn read_framed<S: AsyncRead + Unpin>(
     stream: &mut S,
     mode: ProxyMode,
-    trusted: bool,
+    trust: Trust,
     peer_ip: IpAddr,
 ) -> Result<(Outcome, Vec<u8>), ProxyError> {
     let mut first = [0u8; 1];
@@ -376,10 +389,13 @@ async fn read_framed<S: AsyncRead + Unpin>(
                     sig.escape_ascii().to_string()
                 )));
             }
-            if !trusted {
+            if trust == Trust::None {
                 return Err(ProxyError::UntrustedSender(peer_ip));
             }
-            Ok((read_v1(stream).await?, Vec::new()))
+            Ok((
+                believed(read_v1(stream).await?, trust, peer_ip)?,
+                Vec::new(),
+            ))
         }
         b'\r' => {
             let mut sig = [0u8; V2_SIGNATURE.len()];
@@ -391,12 +407,20 @@ async fn read_framed<S: AsyncRead + Unpin>(
                     sig.escape_ascii().to_string()
                 )));
             }
-            if !trusted {
+            if trust == Trust::None {
                 return Err(ProxyError::UntrustedSender(peer_ip));
             }
-            Ok((read_v2(stream).await?, Vec::new()))
+            Ok((
+                believed(read_v2(stream).await?, trust, peer_ip)?,
+                Vec::new(),
+            ))
         }
         other => match mode {
+            // Untrusted loopback without a header: refused as untrusted, as before it could
+            // send LOCAL.
+            ProxyMode::Required if trust == Trust::LocalOnly => {
+                Err(ProxyError::UntrustedSender(peer_ip))
+            }
             ProxyMode::Required => Err(ProxyError::Missing),
             ProxyMode::Optional | ProxyMode::Off => Ok((Outcome::NoHeader, vec![other])),
         },

@@ -59,49 +59,53 @@ pub fn workspace_root() -> PathBuf {
 /// `target/{debug,release}/bastion` (under `CARGO_TARGET_DIR` when that is set).
 pub fn bastion_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("BASTION_BIN") {
-            let mut path = PathBuf::from(path);
-            // cargo runs tests in the crate directory; a relative path is meant from the
-            // workspace root (where `cargo test` is usually typed).
-            if path.is_relative() && !path.is_file() {
-                path = workspace_root().join(path);
+    BIN.get_or_init(|| find_binary("bastion", "BASTION_BIN"))
+        .clone()
+}
+
+/// A workspace binary: the path in `env_var` if set, else the newest of
+/// `target/{debug,release}/name` (under `CARGO_TARGET_DIR` when that is set).
+pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        let mut path = PathBuf::from(path);
+        // cargo runs tests in the crate directory; a relative path is meant from the
+        // workspace root (where `cargo test` is usually typed).
+        if path.is_relative() && !path.is_file() {
+            path = workspace_root().join(path);
+        }
+        assert!(
+            path.is_file(),
+            "{env_var}={} does not exist: run `cargo build -p {name}`",
+            path.display()
+        );
+        return path;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_relative() {
+                workspace_root().join(t)
+            } else {
+                t
             }
-            assert!(
-                path.is_file(),
-                "BASTION_BIN={} does not exist: run `cargo build -p bastion`",
-                path.display()
-            );
-            return path;
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| {
-                if t.is_relative() {
-                    workspace_root().join(t)
-                } else {
-                    t
-                }
-            })
-            .unwrap_or_else(|| workspace_root().join("target"));
-        let newest = ["debug", "release"]
-            .iter()
-            .map(|profile| target.join(profile).join("bastion"))
-            .filter_map(|p| {
-                let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
-                Some((modified, p))
-            })
-            .max();
-        match newest {
-            Some((_, path)) => path,
-            None => panic!(
-                "no bastion binary in {}/{{debug,release}}: run `cargo build -p bastion` \
-                 (or set BASTION_BIN)",
-                target.display()
-            ),
-        }
-    })
-    .clone()
+        })
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let newest = ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join(name))
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
+            Some((modified, p))
+        })
+        .max();
+    match newest {
+        Some((_, path)) => path,
+        None => panic!(
+            "no {name} binary in {}/{{debug,release}}: run `cargo build -p {name}` \
+             (or set {env_var})",
+            target.display()
+        ),
+    }
 }
 
 /// Full path of an external tool, or a panic that says how to install it.

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    free_local_port, parse_events, poll_until, run_command, workspace_root, ChildGuard, Finished,
-    Input,
+    find_binary, free_local_port, parse_events, poll_until, run_command, workspace_root,
+    ChildGuard, Finished, Input,
 };
 
 /// How long moto gets to start answering.
@@ -27,32 +27,8 @@ pub const MOTO_START: Duration = Duration::from_secs(60);
 /// The `dns-sidecar` binary: `DNS_SIDECAR_BIN`, else the newest of target/{debug,release}.
 pub fn sidecar_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("DNS_SIDECAR_BIN") {
-            let mut path = PathBuf::from(path);
-            if path.is_relative() && !path.is_file() {
-                path = workspace_root().join(path);
-            }
-            assert!(
-                path.is_file(),
-                "DNS_SIDECAR_BIN={} does not exist: run `cargo build -p dns-sidecar`",
-                path.display()
-            );
-            return path;
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        ["debug", "release"]
-            .iter()
-            .map(|p| target.join(p).join("dns-sidecar"))
-            .filter(|p| p.is_file())
-            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-            .unwrap_or_else(|| {
-                panic!("no dns-sidecar binary: run `cargo build -p dns-sidecar` or set DNS_SIDECAR_BIN")
-            })
-    })
-    .clone()
+    BIN.get_or_init(|| find_binary("dns-sidecar", "DNS_SIDECAR_BIN"))
+        .clone()
 }
 
 /// The project's Python (with boto3 and moto), installed by scripts/install-test-deps.sh.

@@ -611,7 +611,9 @@ fn an_unfilled_placeholder_is_an_error_before_anything_starts() {
     let mut cmd = Command::new(local_task_script());
     cmd.arg("--task-definition")
         .arg(&path)
-        .args(["--moto-url", "http://127.0.0.1:9"])
+        // Never contacted (nothing may start); a free port all the same.
+        .arg("--moto-url")
+        .arg(format!("http://127.0.0.1:{}", free_local_port()))
         .current_dir(workspace_root());
     let out = run_command(&mut cmd, "scripts/local-task", Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{out:?}");

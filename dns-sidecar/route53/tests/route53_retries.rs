@@ -11,7 +11,7 @@ use aws_sdk_route53::operation::get_change::GetChangeOutput;
 use aws_sdk_route53::primitives::DateTime;
 use aws_sdk_route53::types::{ChangeInfo, ChangeStatus};
 use aws_sdk_route53::Client;
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use dns_sidecar_route53::address::RecordType;
 use dns_sidecar_route53::record::OwnedRecord;
 use dns_sidecar_route53::route53::Zone;
@@ -31,6 +31,10 @@ fn info(status: ChangeStatus) -> ChangeInfo {
         .submitted_at(DateTime::from_secs(1_700_000_000))
         .build()
         .expect("change info")
+}
+
+fn get_change(status: ChangeStatus) -> GetChangeOutput {
+    GetChangeOutput::builder().change_info(info(status)).build()
 }
 
 fn changed() -> ChangeResourceRecordSetsOutput {
@@ -54,7 +58,9 @@ fn no_sdk_retries(c: aws_sdk_route53::config::Builder) -> aws_sdk_route53::confi
     c.retry_config(aws_sdk_route53::config::retry::RetryConfig::disabled())
 }
 
-fn zone(client: Client) -> Zone {
+/// Our zone, with a client answered by `rule` alone and short backoffs.
+fn zone(rule: &Rule) -> Zone {
+    let client = mock_client!(aws_sdk_route53, RuleMode::MatchAny, [rule], no_sdk_retries);
     let mut z = Zone::new(client, "Z0TESTZONE");
     z.retry_base = Duration::from_millis(5);
     z.retry_max = Duration::from_millis(40);
@@ -82,12 +88,7 @@ async fn throttling_and_prior_request_not_complete_are_retried_until_success() {
         .http_status(503, None)
         .output(changed)
         .build();
-    let z = zone(mock_client!(
-        aws_sdk_route53,
-        RuleMode::MatchAny,
-        [&rule],
-        no_sdk_retries
-    ));
+    let z = zone(&rule);
     let id = z
         .upsert(&record(), "test", deadline(5_000))
         .await
@@ -100,24 +101,11 @@ async fn throttling_and_prior_request_not_complete_are_retried_until_success() {
 async fn get_change_is_polled_from_pending_to_insync() {
     let rule = mock!(Client::get_change)
         .sequence()
-        .output(|| {
-            GetChangeOutput::builder()
-                .change_info(info(ChangeStatus::Pending))
-                .build()
-        })
+        .output(|| get_change(ChangeStatus::Pending))
         .times(3)
-        .output(|| {
-            GetChangeOutput::builder()
-                .change_info(info(ChangeStatus::Insync))
-                .build()
-        })
+        .output(|| get_change(ChangeStatus::Insync))
         .build();
-    let z = zone(mock_client!(
-        aws_sdk_route53,
-        RuleMode::MatchAny,
-        [&rule],
-        no_sdk_retries
-    ));
+    let z = zone(&rule);
     z.wait_insync("/change/C0TEST", deadline(5_000))
         .await
         .expect("reaches INSYNC");
@@ -128,19 +116,10 @@ async fn get_change_is_polled_from_pending_to_insync() {
 async fn pending_past_the_deadline_fails_naming_the_setting() {
     let rule = mock!(Client::get_change)
         .sequence()
-        .output(|| {
-            GetChangeOutput::builder()
-                .change_info(info(ChangeStatus::Pending))
-                .build()
-        })
+        .output(|| get_change(ChangeStatus::Pending))
         .repeatedly()
         .build();
-    let z = zone(mock_client!(
-        aws_sdk_route53,
-        RuleMode::MatchAny,
-        [&rule],
-        no_sdk_retries
-    ));
+    let z = zone(&rule);
     let started = Instant::now();
     let e = z
         .wait_insync("/change/C0TEST", deadline(300))
@@ -165,12 +144,7 @@ async fn throttling_that_outlasts_the_deadline_gives_up_in_time() {
         .http_status(400, error_xml("Throttling", "Rate exceeded"))
         .repeatedly()
         .build();
-    let z = zone(mock_client!(
-        aws_sdk_route53,
-        RuleMode::MatchAny,
-        [&rule],
-        no_sdk_retries
-    ));
+    let z = zone(&rule);
     let started = Instant::now();
     let e = z
         .upsert(&record(), "test", deadline(1_500))
@@ -193,12 +167,7 @@ async fn fails_fast(status: u16, code: &str, expect: &[&str]) {
         .http_status(status, error_xml(code, "refused for the test"))
         .output(changed)
         .build();
-    let z = zone(mock_client!(
-        aws_sdk_route53,
-        RuleMode::MatchAny,
-        [&rule],
-        no_sdk_retries
-    ));
+    let z = zone(&rule);
     let started = Instant::now();
     let e = z
         .upsert(&record(), "test", deadline(10_000))
