@@ -1,17 +1,33 @@
 //! Logging setup and the audit events: one structured event per connection, authentication
-//! decision, tunnel and refused request. Every event has an `event` field; in JSON mode the
-//! fields sit at the top level of each line (CloudWatch Logs Insights can filter on them).
-//! Nothing secret is logged: keys appear only as SHA256 fingerprints.
+//! decision, tunnel, refused request and reload. Every event has an `event` field whose value
+//! and fields are defined once in the catalogue ([`events`]); the functions here are the only
+//! place that emits them. In JSON mode the fields sit at the top level of each line
+//! (CloudWatch Logs Insights can filter on them). Nothing secret is logged: keys appear only
+//! as SHA256 fingerprints, commands only as their length.
+//!
+//! This module is a leaf: it imports nothing from the rest of the crate, so any layer may
+//! report to it and data still flows one way.
+
+pub mod events;
+#[cfg(test)]
+mod tests;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::config::LogFormat;
-use crate::proxy_header::ProxyError;
-use crate::tunnel::TunnelReport;
+use events::*;
+
+/// Output format of logs and audit events (written to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (CloudWatch Logs Insights friendly).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
 
 /// Install the global subscriber. `RUST_LOG` refines the level (default `info`).
 pub fn init(format: Option<LogFormat>) {
@@ -46,6 +62,79 @@ pub struct ConnInfo {
     pub fingerprint: String,
 }
 
+/// What the configuration event reports at start.
+#[derive(Debug, Clone)]
+pub struct ConfigSummary {
+    pub authorized_keys: usize,
+    pub certificate_authorities: usize,
+    pub revoked: usize,
+    pub keys_source: String,
+    pub permit_open: String,
+    pub proxy_protocol: String,
+    pub clients: String,
+}
+
+/// How bad a PROXY header problem is, which decides the level it is logged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProblem {
+    /// A header from a sender that is not trusted: possibly spoofing.
+    Untrusted,
+    /// The connection ended before a header arrived.
+    Ended,
+    /// A malformed, missing or late header.
+    Invalid,
+}
+
+/// What a tunnel moved, and why it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelTotals {
+    pub bytes_to_destination: u64,
+    pub bytes_from_destination: u64,
+    pub reason: String,
+}
+
+pub fn host_key(fingerprint: &str, source: &str, generated: bool) {
+    if generated {
+        warn!(
+            event = HOST_KEY.name,
+            fingerprint,
+            source,
+            "no BASTION_HOST_KEY or BASTION_HOST_KEY_FILE: using an ephemeral Ed25519 host key; \
+             clients will see a changed host key after every restart"
+        );
+    } else {
+        info!(
+            event = HOST_KEY.name,
+            fingerprint, source, "host key loaded"
+        );
+    }
+}
+
+pub fn config(c: &ConfigSummary) {
+    info!(event = CONFIG.name, authorized_keys = c.authorized_keys,
+          certificate_authorities = c.certificate_authorities, revoked = c.revoked,
+          keys_source = %c.keys_source, permit_open = %c.permit_open,
+          proxy_protocol = %c.proxy_protocol, clients = %c.clients, "configuration loaded");
+}
+
+pub fn key_option_note(line: usize, fingerprint: &str, note: &str) {
+    info!(
+        event = KEY_OPTION_NOTE.name,
+        line, fingerprint, note, "authorized_keys option has no effect here"
+    );
+}
+
+pub fn key_line_rejected(source: &str, line: usize, error: &str) {
+    error!(
+        event = KEY_LINE_REJECTED.name,
+        source, line, error, "authorized_keys line rejected; other lines loaded"
+    );
+}
+
+pub fn listening(addr: SocketAddr) {
+    info!(event = LISTENING.name, addr = %addr, "listening for SSH connections");
+}
+
 pub fn connection_opened(
     id: u64,
     client: SocketAddr,
@@ -55,17 +144,11 @@ pub fn connection_opened(
 ) {
     let sender = sender.map(|s| s.to_string());
     if health_check {
-        debug!(event = "connection", conn = id, client = %client, "health check connection");
+        debug!(event = CONNECTION.name, conn = id, client = %client, "health check connection");
         return;
     }
-    info!(
-        event = "connection",
-        conn = id,
-        client = %client,
-        sender = sender.as_deref(),
-        vpce_id,
-        "connection accepted"
-    );
+    info!(event = CONNECTION.name, conn = id, client = %client, sender = sender.as_deref(),
+          vpce_id, "connection accepted");
 }
 
 pub fn connection_closed(
@@ -76,56 +159,44 @@ pub fn connection_closed(
     health_check: bool,
 ) {
     if health_check {
-        debug!(event = "connection_closed", conn = id, client = %client, reason, "health check closed");
+        debug!(event = CONNECTION_CLOSED.name, conn = id, client = %client, reason,
+               "health check closed");
         return;
     }
-    info!(
-        event = "connection_closed",
-        conn = id,
-        client = %client,
-        duration_ms = duration.as_millis() as u64,
-        reason,
-        "connection closed"
-    );
+    info!(event = CONNECTION_CLOSED.name, conn = id, client = %client,
+          duration_ms = duration.as_millis() as u64, reason, "connection closed");
+}
+
+pub fn connection_dropped(client: SocketAddr, reason: &str) {
+    warn!(event = CONNECTION_DROPPED.name, client = %client, reason, "connection dropped at accept");
 }
 
 /// A PROXY header problem: the connection is closed before the SSH banner.
-pub fn proxy_rejected(sender: SocketAddr, error: &ProxyError) {
-    match error {
-        ProxyError::UntrustedSender(_) => warn!(
-            event = "proxy_rejected",
-            sender = %sender,
-            reason = %error,
-            "PROXY header from an untrusted sender (spoofing attempt?): closed"
-        ),
-        ProxyError::Io(_) => debug!(
-            event = "proxy_rejected",
-            sender = %sender,
-            reason = %error,
-            "connection ended before a PROXY header"
-        ),
-        _ => info!(
-            event = "proxy_rejected",
-            sender = %sender,
-            reason = %error,
-            "no valid PROXY header: closed"
-        ),
+pub fn proxy_rejected(sender: SocketAddr, problem: ProxyProblem, reason: &str) {
+    let event = PROXY_REJECTED.name;
+    match problem {
+        ProxyProblem::Untrusted => warn!(event, sender = %sender, reason,
+            "PROXY header from an untrusted sender (spoofing attempt?): closed"),
+        ProxyProblem::Ended => debug!(event, sender = %sender, reason,
+            "connection ended before a PROXY header"),
+        ProxyProblem::Invalid => info!(event, sender = %sender, reason,
+            "no valid PROXY header: closed"),
     }
 }
 
 /// The client policy refused the settled client address.
 pub fn client_refused(client: SocketAddr, sender: SocketAddr, rule: &str) {
-    info!(
-        event = "client_refused",
-        client = %client,
-        sender = %sender,
-        rule,
-        "client address refused by policy: closed before the SSH banner"
-    );
+    info!(event = CLIENT_REFUSED.name, client = %client, sender = %sender, rule,
+          "client address refused by policy: closed before the SSH banner");
 }
 
-pub fn connection_dropped(client: SocketAddr, reason: &str) {
-    warn!(event = "connection_dropped", client = %client, reason, "connection dropped at accept");
+pub fn health_check(sender: SocketAddr, count: u64) {
+    debug!(event = HEALTH_CHECK.name, sender = %sender, count, "load balancer health check");
+}
+
+pub fn login_timeout(conn: u64, client: SocketAddr) {
+    info!(event = LOGIN_TIMEOUT.name, conn, client = %client,
+          "not authenticated within BASTION_LOGIN_GRACE_TIME; closing");
 }
 
 pub fn auth(
@@ -137,54 +208,25 @@ pub fn auth(
     detail: &str,
 ) {
     let result = if accepted { "accepted" } else { "rejected" };
-    info!(
-        event = "auth",
-        conn = id,
-        client = %client,
-        user,
-        fingerprint,
-        result,
-        detail,
-        "public key {result}"
-    );
+    info!(event = AUTH.name, conn = id, client = %client, user, fingerprint, result, detail,
+          "public key {result}");
 }
 
 pub fn request_refused(conn: u64, client: SocketAddr, kind: &str, detail: &str) {
-    info!(
-        event = "request_refused",
-        conn,
-        client = %client,
-        kind,
-        detail,
-        "refused {kind} request"
-    );
+    info!(event = REQUEST_REFUSED.name, conn, client = %client, kind, detail,
+          "refused {kind} request");
 }
 
 pub fn tunnel_refused(conn: &ConnInfo, destination: &str, reason: &str) {
-    info!(
-        event = "tunnel_refused",
-        conn = conn.id,
-        client = %conn.client,
-        user = %conn.user,
-        fingerprint = %conn.fingerprint,
-        destination,
-        reason,
-        "tunnel refused"
-    );
+    info!(event = TUNNEL_REFUSED.name, conn = conn.id, client = %conn.client,
+          user = %conn.user, fingerprint = %conn.fingerprint, destination, reason,
+          "tunnel refused");
 }
 
 pub fn tunnel_opened(conn: &ConnInfo, channel: u32, destination: &str, resolved: SocketAddr) {
-    info!(
-        event = "tunnel_open",
-        conn = conn.id,
-        client = %conn.client,
-        user = %conn.user,
-        fingerprint = %conn.fingerprint,
-        channel,
-        destination,
-        resolved = %resolved,
-        "tunnel opened"
-    );
+    info!(event = TUNNEL_OPEN.name, conn = conn.id, client = %conn.client, user = %conn.user,
+          fingerprint = %conn.fingerprint, channel, destination, resolved = %resolved,
+          "tunnel opened");
 }
 
 pub fn tunnel_closed(
@@ -192,22 +234,73 @@ pub fn tunnel_closed(
     channel: u32,
     destination: &str,
     resolved: SocketAddr,
-    report: &TunnelReport,
+    totals: &TunnelTotals,
     duration: Duration,
 ) {
+    info!(event = TUNNEL_CLOSE.name, conn = conn.id, client = %conn.client,
+          user = %conn.user, fingerprint = %conn.fingerprint, channel, destination,
+          resolved = %resolved, bytes_to_destination = totals.bytes_to_destination,
+          bytes_from_destination = totals.bytes_from_destination,
+          duration_ms = duration.as_millis() as u64, reason = %totals.reason, "tunnel closed");
+}
+
+pub fn keys_reloaded(trigger: &str, keys: usize, revoked: usize, source: &str) {
     info!(
-        event = "tunnel_close",
-        conn = conn.id,
-        client = %conn.client,
-        user = %conn.user,
-        fingerprint = %conn.fingerprint,
-        channel,
-        destination,
-        resolved = %resolved,
-        bytes_to_destination = report.bytes_to_destination,
-        bytes_from_destination = report.bytes_from_destination,
-        duration_ms = duration.as_millis() as u64,
-        reason = %report.reason.describe(),
-        "tunnel closed"
+        event = KEYS_RELOADED.name,
+        trigger, keys, revoked, source, "authorized keys reloaded"
     );
+}
+
+pub fn client_policy_reloaded(trigger: &str, summary: &str) {
+    info!(
+        event = CLIENT_POLICY_RELOADED.name,
+        trigger, summary, "client policy reloaded"
+    );
+}
+
+/// A reload that found its files readable and unchanged (`event`: the file kind's event).
+pub fn reload_unchanged(event: &EventSpec, trigger: &str, what: &str) {
+    info!(
+        event = event.name,
+        trigger, "{what} files readable and unchanged"
+    );
+}
+
+/// A reload that failed: the last good version stays (`event`: the file kind's event).
+pub fn reload_failed(event: &EventSpec, trigger: &str, error: &str, what: &str) {
+    error!(
+        event = event.name,
+        trigger, error, "keeping the previous {what}"
+    );
+}
+
+pub fn access_revoked(conn: u64, reason: &str) {
+    warn!(
+        event = ACCESS_REVOKED.name,
+        conn, reason, "closing the connection and its tunnels: its key is no longer authorized"
+    );
+}
+
+pub fn accept_error(error: &std::io::Error) {
+    warn!(event = ACCEPT_ERROR.name, error = %error, "accept failed");
+}
+
+pub fn shutdown(signal: &str, grace: Duration) {
+    info!(
+        event = SHUTDOWN.name,
+        signal,
+        grace_s = grace.as_secs_f64(),
+        "stopping: no new connections; open tunnels may finish"
+    );
+}
+
+pub fn shutdown_grace_expired(connections: usize) {
+    warn!(
+        event = SHUTDOWN_GRACE_EXPIRED.name,
+        connections, "grace period over: closing the remaining tunnels"
+    );
+}
+
+pub fn shutdown_complete() {
+    info!(event = SHUTDOWN_COMPLETE.name, "all connections closed");
 }

@@ -1,5 +1,5 @@
-//! OpenSSH `authorized_keys` parsing, the revocation list, and the live key store: keys with
-//! their options, certificate authorities, fingerprints, and the lookups used at login.
+//! OpenSSH `authorized_keys` parsing and the revocation list: keys with their options,
+//! certificate authorities, fingerprints, and the lookups used at login.
 //!
 //! The format is sshd(8)'s: `[options] keytype base64 [comment]`, options comma-separated,
 //! values in double quotes with `\"` escapes. Options become enforced restrictions
@@ -7,16 +7,12 @@
 //! must not silently lock someone out); a line with an unknown or malformed option is rejected
 //! alone, with an error naming it, and the other lines still load.
 //!
-//! [`KeyStore`] holds the current set and reloads the files when they change (polled every
-//! 2 s) and on SIGHUP; a broken new file keeps the last good set.
+//! The live set, re-read while the server runs, is `key_store`'s.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use russh::keys::{HashAlg, PublicKey};
 
-use crate::config::ConfigError;
 use crate::key_options::KeyRestrictions;
 
 /// One `name` or `name="value"` option, as written.
@@ -48,6 +44,19 @@ pub struct AuthorizedKeys {
     pub rejected: Vec<LineError>,
     pub revoked: Revocations,
 }
+
+/// Why the key list or the revocation list cannot be used: names the setting (or file and
+/// line) and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListError(pub String);
+
+impl std::fmt::Display for KeyListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyListError {}
 
 /// Where the key list and the revocation list come from (content or file).
 #[derive(Debug, Clone, Default)]
@@ -97,11 +106,11 @@ impl KeySources {
 
     /// Read and parse everything. A key that does not decode, an unreadable file, a bad
     /// revocation line or a list without any usable key is an error.
-    pub fn load(&self) -> Result<AuthorizedKeys, String> {
-        let (text, source, revoked_text) = self.read()?;
-        let revoked =
-            Revocations::parse(&revoked_text).map_err(|e| format!("BASTION_REVOKED_KEYS: {e}"))?;
-        let (keys, rejected) = parse(&text).map_err(|e| format!("{source}: {e}"))?;
+    pub fn load(&self) -> Result<AuthorizedKeys, KeyListError> {
+        let (text, source, revoked_text) = self.read().map_err(KeyListError)?;
+        let revoked = Revocations::parse(&revoked_text)
+            .map_err(|e| KeyListError(format!("BASTION_REVOKED_KEYS: {e}")))?;
+        let (keys, rejected) = parse(&text).map_err(|e| KeyListError(format!("{source}: {e}")))?;
         if keys.is_empty() {
             let why = match rejected.first() {
                 Some(e) => format!("every key line was rejected (first: {e})"),
@@ -109,7 +118,7 @@ impl KeySources {
                          `ssh-ed25519 AAAA... alice@laptop`"
                     .to_owned(),
             };
-            return Err(format!("{source}: {why}"));
+            return Err(KeyListError(format!("{source}: {why}")));
         }
         Ok(AuthorizedKeys {
             keys,
@@ -122,14 +131,16 @@ impl KeySources {
 
 impl AuthorizedKeys {
     /// Load from `BASTION_AUTHORIZED_KEYS` content or `BASTION_AUTHORIZED_KEYS_FILE`.
-    pub fn load(content: Option<&str>, file: Option<&Path>) -> Result<AuthorizedKeys, ConfigError> {
+    pub fn load(
+        content: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<AuthorizedKeys, KeyListError> {
         KeySources {
             keys: content.map(str::to_owned),
             keys_file: file.map(Path::to_path_buf),
             ..KeySources::default()
         }
         .load()
-        .map_err(ConfigError)
     }
 
     /// The plain-key line authorizing this key, if any (compares key material, not comments;
@@ -214,123 +225,6 @@ impl Revocations {
     pub fn is_empty(&self) -> bool {
         self.fingerprints.is_empty()
     }
-}
-
-/// The current key set, reloaded from its files while the server runs.
-pub struct KeyStore {
-    sources: KeySources,
-    current: RwLock<Arc<AuthorizedKeys>>,
-    reload: tokio::sync::Notify,
-}
-
-impl KeyStore {
-    pub fn load(sources: KeySources) -> Result<Arc<KeyStore>, ConfigError> {
-        let keys = sources.load().map_err(ConfigError)?;
-        Ok(Arc::new(KeyStore {
-            sources,
-            current: RwLock::new(Arc::new(keys)),
-            reload: tokio::sync::Notify::new(),
-        }))
-    }
-
-    pub fn current(&self) -> Arc<AuthorizedKeys> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Are there files to watch (content from the environment never changes)?
-    pub fn has_files(&self) -> bool {
-        (self.sources.keys.is_none() && self.sources.keys_file.is_some())
-            || (self.sources.revoked.is_none() && self.sources.revoked_file.is_some())
-    }
-
-    /// Re-read the sources; `Ok(Some(new))` when something changed, `Ok(None)` when not, and
-    /// `Err` (the old set stays) when the new files are broken.
-    pub fn reload_now(&self) -> Result<Option<Arc<AuthorizedKeys>>, String> {
-        let fresh = self.sources.load()?;
-        let old = self.current();
-        if same_keys(&old, &fresh) {
-            return Ok(None);
-        }
-        let fresh = Arc::new(fresh);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
-        Ok(Some(fresh))
-    }
-
-    /// Ask the watcher to reload at once (SIGHUP does this).
-    pub fn request_reload(&self) {
-        self.reload.notify_one();
-    }
-
-    /// Poll the files every `every` and reload on SIGHUP; `on_change` runs after each change
-    /// (the server closes tunnels of keys that are gone).
-    pub fn spawn_watcher(
-        self: &Arc<Self>,
-        every: Duration,
-        on_change: impl Fn(Arc<AuthorizedKeys>) + Send + 'static,
-    ) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            let mut last_error: Option<String> = None;
-            loop {
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(h) => {
-                            h.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = hangup => last_error = None,
-                    _ = store.reload.notified() => last_error = None,
-                }
-                match store.reload_now() {
-                    Ok(Some(keys)) => {
-                        last_error = None;
-                        tracing::info!(
-                            event = "keys_reloaded",
-                            keys = keys.keys.len(),
-                            revoked = keys.revoked.len(),
-                            source = %keys.source,
-                            "authorized keys reloaded"
-                        );
-                        log_rejected(&keys);
-                        on_change(keys);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if last_error.as_deref() != Some(e.as_str()) {
-                            tracing::error!(
-                                event = "keys_reload_failed",
-                                error = %e,
-                                "new key files are broken: keeping the previous keys"
-                            );
-                            last_error = Some(e);
-                        }
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// Log the lines rejected for their options.
-pub fn log_rejected(keys: &AuthorizedKeys) {
-    for e in &keys.rejected {
-        tracing::error!(event = "key_line_rejected", source = %keys.source, line = e.line,
-                        error = %e.message, "authorized_keys line rejected; other lines loaded");
-    }
-}
-
-fn same_keys(a: &AuthorizedKeys, b: &AuthorizedKeys) -> bool {
-    a.revoked == b.revoked
-        && a.keys.len() == b.keys.len()
-        && a.keys.iter().zip(&b.keys).all(|(x, y)| {
-            x.line == y.line && x.key.key_data() == y.key.key_data() && x.options == y.options
-        })
 }
 
 /// A malformed line: the message names the line number and what is wrong.
@@ -608,29 +502,6 @@ mod tests {
         let probe = PublicKey::from_openssh(KEY).unwrap();
         assert!(keys.find(&probe).is_none());
         assert_eq!(keys.authorities().count(), 1);
-    }
-
-    #[tokio::test]
-    async fn store_reload_keeps_the_last_good_set() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("authorized_keys");
-        std::fs::write(&path, format!("{KEY} a\n")).unwrap();
-        let store = KeyStore::load(KeySources {
-            keys_file: Some(path.clone()),
-            ..KeySources::default()
-        })
-        .unwrap();
-        assert!(store.has_files());
-        assert!(store.reload_now().unwrap().is_none(), "unchanged");
-        std::fs::write(&path, "ssh-ed25519 broken!!\n").unwrap();
-        assert!(store.reload_now().is_err());
-        assert_eq!(
-            store.current().keys.len(),
-            1,
-            "a broken file keeps the last good set"
-        );
-        std::fs::write(&path, format!("# emptied\n{KEY} a\n{KEY} b\n")).unwrap();
-        assert_eq!(store.reload_now().unwrap().map(|k| k.keys.len()), Some(2));
     }
 
     #[test]

@@ -40,7 +40,7 @@
 //! # Reload
 //! [`LivePolicy`] keeps the current policy behind an `Arc`. Its watcher re-reads both files every
 //! 2 s (comparing their whole content, which also catches edits that keep the size and
-//! modification time) and on SIGHUP or [`LivePolicy::request_reload`]. A file that is broken,
+//! modification time) and on SIGHUP, through the `reload` watcher. A file that is broken,
 //! unreadable or deleted keeps the last good policy in force and is logged once as
 //! `client_policy_reload_failed`; a successful change is logged as `client_policy_reloaded`.
 
@@ -49,10 +49,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use tokio::sync::Notify;
 
 /// CIDR list acting as hosts.allow entries.
 pub const ALLOW_CLIENTS_SETTING: &str = "BASTION_ALLOW_CLIENTS";
@@ -62,9 +60,6 @@ pub const DENY_CLIENTS_SETTING: &str = "BASTION_DENY_CLIENTS";
 pub const HOSTS_ALLOW_FILE_SETTING: &str = "BASTION_HOSTS_ALLOW_FILE";
 /// Path of the hosts.deny-style file.
 pub const HOSTS_DENY_FILE_SETTING: &str = "BASTION_HOSTS_DENY_FILE";
-
-/// How often the watcher re-reads the files.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Daemon names that select a hosts file line for this server (besides `ALL`).
 const DAEMON_NAMES: [&str; 2] = ["bastion", "sshd"];
@@ -924,6 +919,9 @@ fn parse_octet(s: &str) -> Option<u8> {
 // Live reload
 // ---------------------------------------------------------------------------------------------
 
+use crate::audit::{self, events};
+use crate::reload::{Reloadable, Trigger};
+
 /// The file contents a policy was built from (`None`: that file is not configured).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sources {
@@ -941,7 +939,6 @@ pub struct LivePolicy {
     current: RwLock<Arc<ClientPolicy>>,
     /// What `current` was built from; also serializes reloads.
     loaded: Mutex<Sources>,
-    wake: Notify,
 }
 
 impl LivePolicy {
@@ -968,7 +965,6 @@ impl LivePolicy {
             deny_file,
             current: RwLock::new(Arc::new(policy)),
             loaded: Mutex::new(sources),
-            wake: Notify::new(),
         }))
     }
 
@@ -1002,72 +998,31 @@ impl LivePolicy {
         Ok(true)
     }
 
-    /// Ask the watcher to reload now (as SIGHUP does).
-    pub fn request_reload(&self) {
-        self.wake.notify_one();
+    /// Are there files to watch?
+    pub fn has_files(&self) -> bool {
+        self.allow_file.is_some() || self.deny_file.is_some()
+    }
+}
+
+impl Reloadable for LivePolicy {
+    fn what(&self) -> &'static str {
+        "client policy"
     }
 
-    /// Start the watcher: polls the files every [`POLL_INTERVAL`], and reloads on SIGHUP and
-    /// [`request_reload`](Self::request_reload). Installing it makes SIGHUP a reload signal.
-    pub fn spawn_watcher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        self.spawn_watcher_every(POLL_INTERVAL)
+    fn unchanged_event(&self) -> &'static events::EventSpec {
+        &events::CLIENT_POLICY_UNCHANGED
     }
 
-    /// [`spawn_watcher`](Self::spawn_watcher) with another poll interval.
-    pub fn spawn_watcher_every(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut hangup = Hangup::install();
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is immediate; the policy was just loaded
-            let mut last_error: Option<String> = None;
-            loop {
-                let trigger = tokio::select! {
-                    _ = tick.tick() => "poll",
-                    () = me.wake.notified() => "request",
-                    () = hangup.recv() => "SIGHUP",
-                };
-                let worker = Arc::clone(&me);
-                let result = tokio::task::spawn_blocking(move || worker.reload_now()).await;
-                let result = match result {
-                    Ok(r) => r,
-                    Err(join) => Err(PolicyError::new(format!("reload task failed: {join}"))),
-                };
-                match result {
-                    Ok(true) => {
-                        last_error = None;
-                        tracing::info!(
-                            event = "client_policy_reloaded",
-                            trigger,
-                            summary = %me.current().summary(),
-                            "client policy reloaded"
-                        );
-                    }
-                    Ok(false) => {
-                        if last_error.take().is_some() || trigger != "poll" {
-                            tracing::info!(
-                                event = "client_policy_unchanged",
-                                trigger,
-                                "client policy files readable and unchanged"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        let message = e.to_string();
-                        if trigger != "poll" || last_error.as_deref() != Some(message.as_str()) {
-                            tracing::error!(
-                                event = "client_policy_reload_failed",
-                                trigger,
-                                error = %e,
-                                "keeping the previous client policy"
-                            );
-                        }
-                        last_error = Some(message);
-                    }
-                }
-            }
-        })
+    fn failed_event(&self) -> &'static events::EventSpec {
+        &events::CLIENT_POLICY_RELOAD_FAILED
+    }
+
+    fn reload_now(&self) -> Result<bool, String> {
+        LivePolicy::reload_now(self).map_err(|e| e.to_string())
+    }
+
+    fn announce(&self, trigger: Trigger) {
+        audit::client_policy_reloaded(trigger.as_str(), &self.current().summary());
     }
 }
 
@@ -1101,47 +1056,10 @@ fn build_from(
     )
 }
 
-/// SIGHUP as an awaitable; never fires where it cannot be installed.
-struct Hangup {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
-}
-
-impl Hangup {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let signal = match signal(SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGHUP; client policy files are still polled");
-                    None
-                }
-            };
-            Hangup { signal }
-        }
-        #[cfg(not(unix))]
-        Hangup {}
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        if let Some(signal) = self.signal.as_mut() {
-            if signal.recv().await.is_some() {
-                return;
-            }
-            self.signal = None;
-        }
-        std::future::pending::<()>().await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::io::Write as _;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -1586,56 +1504,6 @@ ALL: 198.51.100.0/24\n";
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("BASTION_ALLOW_CLIENTS"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn watcher_polls_and_reloads_on_request() {
-        let dir = tempfile::tempdir().unwrap();
-        let allow = dir.path().join("hosts.allow");
-        let deny = dir.path().join("hosts.deny");
-        std::fs::write(&allow, "bastion: 10.0.0.0/8\n").unwrap();
-        std::fs::write(&deny, "ALL: ALL\n").unwrap();
-        let live = LivePolicy::load(
-            String::new(),
-            String::new(),
-            Some(allow.clone()),
-            Some(deny),
-        )
-        .unwrap();
-        let watcher = live.spawn_watcher_every(Duration::from_millis(50));
-        assert!(!live.check(ip("192.0.2.1")).is_allowed());
-
-        let mut f = std::fs::File::create(&allow).unwrap();
-        f.write_all(b"bastion: 10.0.0.0/8, 192.0.2.0/24\n").unwrap();
-        drop(f);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !live.check(ip("192.0.2.1")).is_allowed() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "poll did not reload"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Broken file: the good policy stays through several polls.
-        std::fs::write(&allow, "bastion: 10.0.0.0/8 : spawn\n").unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(live.check(ip("192.0.2.1")).is_allowed());
-        watcher.abort();
-
-        // With a long interval, only a request reloads.
-        let watcher = live.spawn_watcher_every(Duration::from_secs(3600));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        std::fs::write(&allow, "bastion: 10.0.0.0/8\n").unwrap();
-        live.request_reload();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while live.check(ip("192.0.2.1")).is_allowed() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "request did not reload"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        watcher.abort();
     }
 
     #[test]

@@ -10,15 +10,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use std::sync::Arc;
 
-use crate::authorized_keys::{KeySources, KeyStore};
+pub use crate::audit::LogFormat;
+use crate::authorized_keys::KeySources;
 use crate::client_policy::LivePolicy;
 use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
+use crate::key_store::KeyStore;
 use crate::proxy_header::{ProxyConfig, ProxyMode};
 
 /// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
@@ -46,15 +48,6 @@ pub enum Command {
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
     },
-}
-
-/// Output format of logs and audit events (written to standard error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (CloudWatch Logs Insights friendly).
-    Json,
-    /// Human-readable lines.
-    Text,
 }
 
 #[derive(Debug, clap::Args)]
@@ -238,13 +231,15 @@ impl Options {
     /// Validate every setting. Reads the key files; does not bind anything.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let listen = parse_listen(&self.listen)?;
-        let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())?;
+        let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())
+            .map_err(|e| ConfigError(e.to_string()))?;
         let keys = KeyStore::load(KeySources {
             keys: self.authorized_keys,
             keys_file: self.authorized_keys_file,
             revoked: self.revoked_keys,
             revoked_file: self.revoked_keys_file,
-        })?;
+        })
+        .map_err(|e| ConfigError(e.to_string()))?;
         let destinations =
             DestinationPolicy::parse(&self.permit_open).map_err(|e| ConfigError(e.to_string()))?;
         if self.tunnel_stall_timeout.is_zero() {

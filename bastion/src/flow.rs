@@ -4,7 +4,7 @@
 //! when it is consumed, and its session loop awaits a bounded per-channel queue. Left alone, a
 //! destination that reads slowly freezes the whole connection (both directions, every tunnel).
 //!
-//! The design, in four parts:
+//! The design, in five parts:
 //! 1. **Drain at once.** The handler's `data` callback hands each packet to its channel's
 //!    [`ChannelQueue`] without awaiting, so the session loop never blocks on a destination.
 //! 2. **Gate the client socket.** The stream given to russh is wrapped in [`GatedStream`]. While
@@ -17,7 +17,6 @@
 //! 4. **Shrink the window while over the cap.** [`Flow::window_target`] lowers the receive
 //!    window russh grants while the connection is over the cap, so the data that can still
 //!    arrive during (3) is small.
-//!
 //! 5. **Do not let one stuck destination hold the others.** A channel whose destination has
 //!    accepted nothing for [`FlowLimits::stall_grace`] while data waits is *stalled*: its bytes
 //!    stop counting toward the pause (they still count toward

@@ -7,7 +7,17 @@ use std::path::Path;
 
 use russh::keys::{HashAlg, PrivateKey};
 
-use crate::config::ConfigError;
+/// Why the host key cannot be used: names the setting and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyError(pub String);
+
+impl std::fmt::Display for HostKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostKeyError {}
 
 /// Where the host key came from (logged at start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +44,10 @@ pub struct HostKey {
 
 impl HostKey {
     /// Load from content or file; generate when neither is given.
-    pub fn load(content: Option<&str>, file: Option<&Path>) -> Result<HostKey, ConfigError> {
+    pub fn load(content: Option<&str>, file: Option<&Path>) -> Result<HostKey, HostKeyError> {
         if let Some(text) = content {
             let key = parse(text).map_err(|why| {
-                ConfigError(format!(
+                HostKeyError(format!(
                     "BASTION_HOST_KEY: not a usable OpenSSH private key ({why}); generate one \
                      with `ssh-keygen -t ed25519 -N '' -f host_key` and pass the file's text"
                 ))
@@ -49,14 +59,14 @@ impl HostKey {
         }
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!(
+                HostKeyError(format!(
                     "BASTION_HOST_KEY_FILE: cannot read {}: {e}; check the path and that the \
                      bastion's user may read it",
                     path.display()
                 ))
             })?;
             let key = parse(&text).map_err(|why| {
-                ConfigError(format!(
+                HostKeyError(format!(
                     "BASTION_HOST_KEY_FILE: {} is not a usable OpenSSH private key ({why}); \
                      generate one with `ssh-keygen -t ed25519 -N '' -f host_key`",
                     path.display()
@@ -68,7 +78,7 @@ impl HostKey {
             });
         }
         let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-            .map_err(|e| ConfigError(format!("cannot generate an ephemeral host key: {e}")))?;
+            .map_err(|e| HostKeyError(format!("cannot generate an ephemeral host key: {e}")))?;
         Ok(HostKey {
             key,
             source: HostKeySource::Generated,

@@ -1,36 +1,57 @@
 //! A forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels to private
-//! destinations, public-key authentication, and nothing else (no shell, no commands, no file
-//! transfer, no agent, X11 or remote forwarding).
+//! destinations, public-key and certificate authentication, and nothing else (no shell, no
+//! commands, no file transfer, no agent, X11 or remote forwarding).
 //!
 //! # Layout
-//! Data moves one way: a connection is accepted (`server`), authenticated against the key list
-//! (`authorized_keys`, in `session`), then each `direct-tcpip` channel is checked against the
-//! destination rules (`destination_policy`), connected and pumped (`tunnel`) with bounded
-//! buffering (`flow`). Every decision is an audit event (`audit`).
+//! Data moves one way: accept → PROXY header → client policy → SSH → authentication →
+//! destination policy → tunnel/flow → audit. No module reaches back up this chain;
+//! `ARCHITECTURE.md` at the repository root draws it.
 //!
-//! - [`config`]: every flag and `BASTION_*` variable, defaults and validation.
+//! Configuration, loaded once at start:
+//! - [`config`]: every flag and `BASTION_*` variable, defaults and validation into `Settings`.
 //! - [`host_key`]: the host key from a secret or file, or an ephemeral one.
-//! - [`authorized_keys`]: OpenSSH `authorized_keys` parsing and key lookup.
+//! - [`net`]: IP and CIDR parsing and canonical forms, shared by every address rule.
+//! - [`authorized_keys`]: OpenSSH `authorized_keys` and revocation list parsing.
+//! - [`key_options`]: the options of a key line (`from=`, `permitopen=`, `expiry-time=`, …).
+//! - [`certificates`]: OpenSSH user certificate checks.
+//! - [`key_store`]: the live key set, re-read on change and published to subscribers.
+//! - [`reload`]: the one watcher of reloadable files (poll, SIGHUP, keep the last good one).
+//!
+//! A connection's path:
+//! - [`server`]: accept loop, login deadline, wiring; `serve(listener, settings, shutdown)`.
+//! - [`admission`]: the cap on unauthenticated connections.
+//! - [`proxy_header`]: PROXY v1/v2 before SSH; settles the real client address.
+//! - [`client_policy`]: allow/deny of client addresses, hosts.allow/hosts.deny files.
+//! - [`session`]: the russh `Handler`, a thin adapter to the modules below.
+//! - [`auth`]: the authentication decision, revocation, attempt counting.
+//! - [`session_channels`]: held `session` channels: the notice, refused commands.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
-//! - [`session`]: the russh `Handler`: the whole channel and auth policy.
-//! - [`tunnel`]: connecting and copying bytes both ways with half-close.
+//! - [`tunnel`]: opening a tunnel and copying bytes both ways with half-close.
 //! - [`flow`]: deadlock-free, memory-bounded buffering between channels and destinations.
-//! - [`audit`]: logging setup and structured events.
-//! - [`server`]: accept loop, login deadline, connection caps, graceful shutdown.
+//! - [`connections`]: live connections: revocation after reload, draining at shutdown.
+//! - [`audit`]: logging setup and the catalogue of structured events.
+//! - [`shutdown`]: SIGTERM/SIGINT as the future `serve` stops on.
 //! - [`healthcheck`]: the `bastion healthcheck` probe for container health checks.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
+pub mod auth;
 pub mod authorized_keys;
 pub mod certificates;
 pub mod client_policy;
 pub mod config;
+pub mod connections;
 pub mod destination_policy;
 pub mod flow;
 pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
+pub mod key_store;
 pub mod proxy_header;
+pub mod reload;
 pub mod server;
 pub mod session;
+pub mod session_channels;
+pub mod shutdown;
 pub mod tunnel;

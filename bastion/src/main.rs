@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use bastion::config::{parse_listen, Cli, Command};
 use clap::Parser;
-use tracing::{info, warn};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -101,39 +100,7 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let fingerprint = settings.host_key.fingerprint();
-    let source = settings.host_key.source.as_str();
-    if settings.host_key.source == bastion::host_key::HostKeySource::Generated {
-        warn!(
-            event = "host_key",
-            fingerprint,
-            source,
-            "no BASTION_HOST_KEY or BASTION_HOST_KEY_FILE: using an ephemeral Ed25519 host key; \
-               clients will see a changed host key after every restart"
-        );
-    } else {
-        info!(event = "host_key", fingerprint, source, "host key loaded");
-    }
-    let keys = settings.keys.current();
-    bastion::authorized_keys::log_rejected(&keys);
-    for key in &keys.keys {
-        for note in key
-            .restrictions
-            .ignored
-            .iter()
-            .chain(&key.restrictions.warnings)
-        {
-            info!(event = "key_option_note", line = key.line, fingerprint = %key.fingerprint,
-                  note = %note, "authorized_keys option has no effect here");
-        }
-    }
-    info!(event = "config", authorized_keys = keys.keys.len(),
-          certificate_authorities = keys.authorities().count(),
-          revoked = keys.revoked.len(),
-          keys_source = %keys.source,
-          permit_open = %settings.destinations.describe(),
-          proxy_protocol = %settings.proxy.mode,
-          clients = %settings.clients.current().summary(), "configuration loaded");
+    log_start(&settings);
     let listener = match bastion::server::bind(&settings).await {
         Ok(l) => l,
         Err(e) => {
@@ -141,11 +108,43 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match bastion::server::serve(listener, settings).await {
+    let signals = match bastion::shutdown::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bastion: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match bastion::server::serve(listener, settings, signals.recv()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bastion: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The start events: host key, rejected key lines, notes on key options, the configuration.
+fn log_start(settings: &bastion::config::Settings) {
+    use bastion::audit;
+    let generated = settings.host_key.source == bastion::host_key::HostKeySource::Generated;
+    let fingerprint = settings.host_key.fingerprint();
+    audit::host_key(&fingerprint, settings.host_key.source.as_str(), generated);
+    let keys = settings.keys.current();
+    bastion::key_store::log_rejected(&keys);
+    for key in &keys.keys {
+        let r = &key.restrictions;
+        for note in r.ignored.iter().chain(&r.warnings) {
+            audit::key_option_note(key.line, &key.fingerprint, &note.to_string());
+        }
+    }
+    audit::config(&audit::ConfigSummary {
+        authorized_keys: keys.keys.len(),
+        certificate_authorities: keys.authorities().count(),
+        revoked: keys.revoked.len(),
+        keys_source: keys.source.clone(),
+        permit_open: settings.destinations.describe(),
+        proxy_protocol: settings.proxy.mode.to_string(),
+        clients: settings.clients.current().summary(),
+    });
 }

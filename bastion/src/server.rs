@@ -1,29 +1,38 @@
-//! The accept loop and connection lifecycle: SSH transport settings, the unauthenticated
-//! connection cap (`BASTION_MAX_STARTUPS`), the pre-authentication deadline (which also covers
-//! the banner exchange, since russh has none of its own), and graceful shutdown on
-//! SIGTERM/SIGINT: stop accepting, let open tunnels finish within the grace period, then close.
+//! The accept loop and a connection's life: SSH transport settings, admission before any SSH
+//! byte (the unauthenticated-connection cap, the PROXY header, the client rules), the login
+//! deadline (which also covers the banner exchange, since russh has none of its own), and
+//! graceful shutdown when the `shutdown` future given to [`serve`] resolves: stop accepting,
+//! let open tunnels finish within the grace period, then close.
+//!
+//! The server wires the layers together and owns no policy: `admission`, `proxy_header`,
+//! `client_policy`, `session`, `connections` and `reload` each own theirs.
+
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
-use russh::server::{Config, Handle};
-use russh::{cipher, kex, Disconnect, MethodKind, MethodSet, Preferred, SshId};
+use russh::server::Config;
+use russh::{cipher, kex, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
 
-use std::net::SocketAddr;
-
-use crate::audit;
-use crate::authorized_keys::AuthorizedKeys;
+use crate::admission::{StartupSlot, Startups};
+use crate::audit::{self, ProxyProblem};
 use crate::client_policy::LivePolicy;
 use crate::config::Settings;
+use crate::connections::{ConnState, Registry};
 use crate::flow::{Flow, FlowLimits, GatedStream};
-use crate::proxy_header::{self, Outcome, Prefixed, ProxyConfig};
-use crate::session::{ConnState, ConnectionHandler, Shared, StartupSlot};
+use crate::key_store::KeyStore;
+use crate::proxy_header::{self, Outcome, Prefixed, ProxyConfig, ProxyError};
+use crate::reload::{Reloadable, Watcher, POLL_INTERVAL};
+use crate::session::{SessionHandler, SessionSettings};
+use crate::tunnel::TunnelSettings;
 
 /// The identification string: no library or version to fingerprint.
 pub const SERVER_ID: &str = "SSH-2.0-bastion";
@@ -76,7 +85,7 @@ pub fn ssh_config(settings: &Settings) -> Config {
         window_size: settings.flow.window,
         maximum_packet_size: 32768,
         preferred,
-        // Our own counter (session.rs) also counts probes of unknown keys, as sshd does.
+        // Our own counter (auth.rs) also counts probes of unknown keys, as sshd does.
         max_auth_attempts: settings.max_auth_tries as usize,
         // Dead peers are found by keepalives; the login deadline is enforced here.
         inactivity_timeout: None,
@@ -87,34 +96,18 @@ pub fn ssh_config(settings: &Settings) -> Config {
     }
 }
 
-struct Live {
-    flow: Arc<Flow>,
-    state: Arc<ConnState>,
-    handle: Option<Handle>,
-}
-
 /// Everything the accept loop and the connection tasks share.
 struct Server {
     config: Arc<Config>,
-    shared: Arc<Shared>,
+    session: SessionSettings,
     flow_limits: FlowLimits,
     login_grace: Duration,
-    max_startups: usize,
-    startups: Arc<AtomicUsize>,
+    startups: Startups,
     next_id: AtomicU64,
-    live: Mutex<HashMap<u64, Live>>,
+    registry: Arc<Registry>,
     proxy: ProxyConfig,
     clients: Arc<LivePolicy>,
     health_checks: AtomicU64,
-}
-
-impl Server {
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
-        match self.live.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
 }
 
 /// Bind the listen address (fails before anything else happens if it cannot).
@@ -127,43 +120,25 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, String> {
     })
 }
 
-/// Serve until SIGTERM/SIGINT, then shut down gracefully.
-pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), String> {
+/// Serve until `shutdown` resolves (with the name of what stopped it, for the audit event),
+/// then shut down gracefully: no new connections, open tunnels finish within the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = &'static str>,
+) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let server = Arc::new(Server {
-        config: Arc::new(ssh_config(&settings)),
-        shared: Arc::new(Shared {
-            keys: settings.keys.clone(),
-            destinations: settings.destinations,
-            connect_timeout: settings.connect_timeout,
-            max_auth_tries: settings.max_auth_tries,
-        }),
-        flow_limits: settings.flow,
-        login_grace: settings.login_grace_time,
-        max_startups: settings.max_startups as usize,
-        startups: Arc::new(AtomicUsize::new(0)),
-        next_id: AtomicU64::new(1),
-        live: Mutex::new(HashMap::new()),
-        proxy: settings.proxy,
-        clients: settings.clients.clone(),
-        health_checks: AtomicU64::new(0),
-    });
-    let watcher = settings.clients.spawn_watcher();
-    // Keys from the environment never change: watch only files.
-    let key_watcher = settings.keys.has_files().then(|| {
-        let server = server.clone();
-        settings
-            .keys
-            .spawn_watcher(Duration::from_secs(2), move |keys| {
-                revoke_gone(&server, &keys)
-            })
-    });
-    let mut signals = Signals::install()?;
-    info!(event = "listening", addr = %local, "listening for SSH connections");
-
-    let shutdown = signals.shutdown();
+    let grace = settings.shutdown_grace;
+    let server = Arc::new(Server::new(settings));
+    // One watcher for every reloadable file; it also makes SIGHUP a reload signal.
+    let watcher = Watcher::spawn(server.reloadables(), POLL_INTERVAL);
+    let revoker = tokio::spawn(revoke_on_change(
+        server.session.keys.clone(),
+        server.registry.clone(),
+    ));
+    audit::listening(local);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -171,149 +146,68 @@ pub async fn serve(listener: TcpListener, settings: Settings) -> Result<(), Stri
                 Ok((stream, peer)) => accept(&server, stream, peer),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    warn!(event = "accept_error", error = %e, "accept failed");
+                    audit::accept_error(&e);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
             signal = &mut shutdown => {
-                info!(event = "shutdown", signal, grace_s = settings.shutdown_grace.as_secs_f64(),
-                      "stopping: no new connections; open tunnels may finish");
+                audit::shutdown(signal, grace);
                 break;
             }
         }
     }
     drop(listener);
-    drain(&server, settings.shutdown_grace).await;
-    watcher.abort();
-    if let Some(w) = key_watcher {
-        w.abort();
-    }
+    server.registry.drain(grace).await;
+    drop(watcher);
+    revoker.abort();
     Ok(())
 }
 
-/// SIGTERM/SIGINT (and SIGHUP, which reloads files rather than ending the process), installed
-/// before the `listening` event so a signal right after it is never the default action.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    _hup: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> Result<Signals, String> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term =
-            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-        let int =
-            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-        // The file watchers listen for SIGHUP themselves; holding one here makes sure an early
-        // SIGHUP never terminates the process.
-        let hup = signal(SignalKind::hangup()).ok();
-        Ok(Signals {
-            term,
-            int,
-            _hup: hup,
-        })
-    }
-
-    async fn shutdown(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+impl Server {
+    fn new(settings: Settings) -> Server {
+        Server {
+            config: Arc::new(ssh_config(&settings)),
+            session: SessionSettings {
+                keys: settings.keys,
+                max_auth_tries: settings.max_auth_tries,
+                tunnels: Arc::new(TunnelSettings {
+                    destinations: settings.destinations,
+                    connect_timeout: settings.connect_timeout,
+                }),
+            },
+            flow_limits: settings.flow,
+            login_grace: settings.login_grace_time,
+            startups: Startups::new(settings.max_startups as usize),
+            next_id: AtomicU64::new(1),
+            registry: Arc::new(Registry::default()),
+            proxy: settings.proxy,
+            clients: settings.clients,
+            health_checks: AtomicU64::new(0),
         }
     }
-}
 
-/// Close connections as their tunnels finish; at the end of the grace period, close the rest.
-async fn drain(server: &Arc<Server>, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    for l in server.live().values() {
-        l.flow.set_draining();
-    }
-    loop {
-        let idle: Vec<(Arc<Flow>, Option<Handle>)> = server
-            .live()
-            .values()
-            .filter(|l| l.state.open_tunnels.load(Ordering::Acquire) == 0)
-            .map(|l| (l.flow.clone(), l.handle.clone()))
-            .collect();
-        for (flow, handle) in idle {
-            close_connection(flow, handle, "the bastion is shutting down");
+    /// The files to watch: the client rules always (a SIGHUP re-reads them), the keys when
+    /// they come from files (content from the environment never changes).
+    fn reloadables(&self) -> Vec<Arc<dyn Reloadable>> {
+        let mut files: Vec<Arc<dyn Reloadable>> = vec![self.clients.clone()];
+        if self.session.keys.has_files() {
+            files.push(self.session.keys.clone());
         }
-        let remaining = server.live().len();
-        if remaining == 0 {
-            info!(event = "shutdown_complete", "all connections closed");
-            return;
-        }
-        if Instant::now() >= deadline {
-            warn!(
-                event = "shutdown_grace_expired",
-                connections = remaining,
-                "grace period over: closing the remaining tunnels"
-            );
-            let all: Vec<(Arc<Flow>, Option<Handle>)> = server
-                .live()
-                .values()
-                .map(|l| (l.flow.clone(), l.handle.clone()))
-                .collect();
-            for (flow, handle) in all {
-                close_connection(flow, handle, "the bastion is shutting down");
-            }
-            // Give the connection tasks a moment to log their tunnels' close.
-            let until = Instant::now() + Duration::from_secs(2);
-            while !server.live().is_empty() && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        files
     }
 }
 
-/// After a key reload: close the connections (and so the tunnels) of keys that were removed
-/// or revoked, with an audit event each.
-fn revoke_gone(server: &Arc<Server>, keys: &AuthorizedKeys) {
-    let gone: Vec<(u64, String, Arc<Flow>, Option<Handle>)> = server
-        .live()
-        .iter()
-        .filter_map(|(id, l)| {
-            let identity = l.state.identity.lock().ok()?.clone()?;
-            let why = identity.still_allowed(keys).err()?;
-            Some((
-                *id,
-                format!("{} ({})", why, identity.user),
-                l.flow.clone(),
-                l.handle.clone(),
-            ))
-        })
-        .collect();
-    for (id, why, flow, handle) in gone {
-        warn!(event = "access_revoked", conn = id, reason = %why,
-              "closing the connection and its tunnels: its key is no longer authorized");
-        close_connection(flow, handle, "your key is no longer authorized");
+/// After each key reload: close the connections of keys that were removed or revoked.
+async fn revoke_on_change(keys: Arc<KeyStore>, registry: Arc<Registry>) {
+    let mut changes = keys.subscribe();
+    while changes.changed().await.is_ok() {
+        let keys = changes.borrow_and_update().clone();
+        registry.revoke_gone(&keys);
     }
-}
-
-/// Send an SSH disconnect if possible, then cut the socket.
-fn close_connection(flow: Arc<Flow>, handle: Option<Handle>, why: &'static str) {
-    if flow.is_killed() {
-        return;
-    }
-    tokio::spawn(async move {
-        if let Some(h) = handle {
-            let _ = tokio::time::timeout(
-                Duration::from_millis(500),
-                h.disconnect(Disconnect::ByApplication, why.into(), String::new()),
-            )
-            .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        flow.kill();
-    });
 }
 
 fn accept(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let Some(slot) = StartupSlot::try_take(&server.startups, server.max_startups) else {
+    let Some(slot) = server.startups.try_take() else {
         audit::connection_dropped(
             peer,
             "too many unauthenticated connections (BASTION_MAX_STARTUPS)",
@@ -336,7 +230,7 @@ fn accept(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         let sender = (client != peer).then_some(peer);
         audit::connection_opened(id, client, sender, vpce_id.as_deref(), health_check);
         let reason = connection(&server, id, stream, client, slot).await;
-        server.live().remove(&id);
+        server.registry.remove(id);
         audit::connection_closed(id, client, started.elapsed(), &reason, health_check);
     });
 }
@@ -350,6 +244,14 @@ struct Admitted {
     vpce_id: Option<String>,
 }
 
+fn proxy_problem(error: &ProxyError) -> ProxyProblem {
+    match error {
+        ProxyError::UntrustedSender(_) => ProxyProblem::Untrusted,
+        ProxyError::Io(_) => ProxyProblem::Ended,
+        _ => ProxyProblem::Invalid,
+    }
+}
+
 /// Before any SSH byte: read the PROXY header (per BASTION_PROXY_PROTOCOL), settle the real
 /// client address once, and apply the client allow/deny policy to it. `None` = dropped.
 async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Option<Admitted> {
@@ -357,7 +259,7 @@ async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Opt
     let (outcome, stream) = match proxy_header::accept(stream, peer, &server.proxy).await {
         Ok(ok) => ok,
         Err(e) => {
-            audit::proxy_rejected(peer, &e);
+            audit::proxy_rejected(peer, proxy_problem(&e), &e.to_string());
             return None;
         }
     };
@@ -365,7 +267,7 @@ async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Opt
     let health_check = matches!(outcome, Outcome::Local { .. });
     if health_check {
         let n = server.health_checks.fetch_add(1, Ordering::Relaxed) + 1;
-        debug!(event = "health_check", sender = %peer, count = n, "load balancer health check");
+        audit::health_check(peer, n);
     }
     let vpce_id = match outcome {
         Outcome::Proxied { vpce_id, .. } => vpce_id,
@@ -384,46 +286,45 @@ async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Opt
     })
 }
 
+/// Close the connection if it has not authenticated by the deadline.
+fn login_watchdog(
+    id: u64,
+    client: SocketAddr,
+    deadline: tokio::time::Instant,
+    flow: Arc<Flow>,
+    state: Arc<ConnState>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        if !state.is_authenticated() {
+            audit::login_timeout(id, client);
+            flow.kill();
+        }
+    })
+}
+
 /// One connection from accept to close; returns why it ended.
 async fn connection(
     server: &Arc<Server>,
     id: u64,
     stream: Prefixed<TcpStream>,
-    peer: SocketAddr,
+    client: SocketAddr,
     slot: StartupSlot,
 ) -> String {
     let flow = Flow::new(server.flow_limits);
     let state = Arc::new(ConnState::default());
-    server.live().insert(
+    server.registry.insert(id, flow.clone(), state.clone());
+    let handler = SessionHandler::new(
         id,
-        Live {
-            flow: flow.clone(),
-            state: state.clone(),
-            handle: None,
-        },
-    );
-    let handler = ConnectionHandler::new(
-        id,
-        peer,
-        server.shared.clone(),
+        client,
+        &server.session,
         flow.clone(),
         state.clone(),
         slot,
     );
-    let login_deadline = tokio::time::Instant::now() + server.login_grace;
     // The login deadline covers the banner exchange too: a silent client is dropped.
-    let watchdog = {
-        let flow = flow.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(login_deadline).await;
-            if !state.authenticated.load(Ordering::Acquire) {
-                info!(event = "login_timeout", conn = id, client = %peer,
-                      "not authenticated within BASTION_LOGIN_GRACE_TIME; closing");
-                flow.kill();
-            }
-        })
-    };
+    let login_deadline = tokio::time::Instant::now() + server.login_grace;
+    let watchdog = login_watchdog(id, client, login_deadline, flow.clone(), state);
     let gated = GatedStream::new(stream, flow.clone());
     let started = tokio::time::timeout_at(
         login_deadline,
@@ -434,26 +335,25 @@ async fn connection(
         Err(_) => "no SSH banner before the login deadline".to_owned(),
         Ok(Err(e)) => format!("SSH handshake failed: {e}"),
         Ok(Ok(running)) => {
-            if let Some(live) = server.live().get_mut(&id) {
-                live.handle = Some(running.handle());
-            }
-            match running.await {
-                Ok(()) => "client disconnected".to_owned(),
-                Err(_) if flow.is_killed() => "closed by the bastion".to_owned(),
-                Err(russh::Error::HUP | russh::Error::Disconnect) => {
-                    "client disconnected".to_owned()
-                }
-                Err(russh::Error::IO(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    "client disconnected".to_owned()
-                }
-                Err(russh::Error::KeepaliveTimeout) => {
-                    "client stopped answering keepalives".to_owned()
-                }
-                Err(e) => format!("connection error: {e}"),
-            }
+            server.registry.set_handle(id, running.handle());
+            ended(running.await, &flow)
         }
     };
     watchdog.abort();
     flow.kill();
     reason
+}
+
+/// Why a running connection ended, in the user's words.
+fn ended(result: Result<(), russh::Error>, flow: &Flow) -> String {
+    match result {
+        Ok(()) => "client disconnected".to_owned(),
+        Err(_) if flow.is_killed() => "closed by the bastion".to_owned(),
+        Err(russh::Error::HUP | russh::Error::Disconnect) => "client disconnected".to_owned(),
+        Err(russh::Error::IO(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "client disconnected".to_owned()
+        }
+        Err(russh::Error::KeepaliveTimeout) => "client stopped answering keepalives".to_owned(),
+        Err(e) => format!("connection error: {e}"),
+    }
 }

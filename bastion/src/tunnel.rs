@@ -1,22 +1,258 @@
-//! One tunnel: connecting to a checked destination address, then copying bytes both ways
-//! between the SSH channel and the TCP stream with half-close, until either side is done.
+//! Tunnels: the `direct-tcpip` channels of one connection, from the open request to the close.
 //!
-//! Client-to-destination bytes arrive through the channel's [`ChannelQueue`] (filled by the
-//! session handler without waiting); destination-to-client bytes go out through russh's
-//! channel writer, which waits for the client's window. The flow rules live in `flow`.
+//! Opening a tunnel is one path: the key's `permitopen` → the connection's tunnel cap →
+//! resolve and check the destination (`destination_policy`) → connect → reply → audit →
+//! count it open → copy bytes both ways ([`pump`]) → audit its close → stop counting once the
+//! client has closed the channel (shutdown waits for that). A refusal at any step is the SSH
+//! open failure the client prints (`administratively prohibited` for policy, `connect failed`
+//! for an unreachable destination) and a `tunnel_refused` event.
+//!
+//! [`Tunnels`] is the per-connection table the session adapter feeds: the client's data, EOF
+//! and close for each channel go to that channel's [`ChannelQueue`] without waiting.
 
+mod pump;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use russh::server::Msg;
-use russh::Channel;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use russh::server::{ChannelOpenHandle, Msg};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio::net::TcpStream;
 
-use crate::audit::ConnInfo;
-use crate::flow::{ChannelQueue, Flow, Inbound};
+pub use pump::{pump, CloseReason, TunnelReport};
+
+use crate::audit::{self, ConnInfo, TunnelTotals};
+use crate::connections::ConnState;
+use crate::destination_policy::{DestinationPolicy, Refusal};
+use crate::flow::{ChannelQueue, Flow, PushError};
+use crate::key_options::KeyRestrictions;
+
+/// A connection may have at most this many tunnels open at once.
+pub const MAX_TUNNELS_PER_CONNECTION: usize = 256;
+
+/// Where tunnels may go and how long connecting may take (shared by every connection).
+pub struct TunnelSettings {
+    pub destinations: DestinationPolicy,
+    pub connect_timeout: Duration,
+}
+
+/// A refused open: the SSH failure code and the text the client prints.
+type Refused = (ChannelOpenFailure, String);
+
+const PROHIBITED: ChannelOpenFailure = ChannelOpenFailure::AdministrativelyProhibited;
+
+/// A refusal as the client sees it: the SSH failure code and its text.
+fn failure(code: ChannelOpenFailure, reason: &str) -> ChannelOpenFailure {
+    ChannelOpenFailure::Other {
+        code: code.code(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// A policy refusal: `administratively prohibited`, what OpenSSH prints for `PermitOpen`.
+pub fn prohibited(reason: &str) -> ChannelOpenFailure {
+    failure(ChannelOpenFailure::AdministrativelyProhibited, reason)
+}
+
+/// The tunnels of one connection, by channel.
+pub struct Tunnels {
+    channels: HashMap<ChannelId, Arc<ChannelQueue>>,
+    flow: Arc<Flow>,
+    state: Arc<ConnState>,
+    settings: Arc<TunnelSettings>,
+}
+
+impl Tunnels {
+    pub fn new(flow: Arc<Flow>, state: Arc<ConnState>, settings: Arc<TunnelSettings>) -> Self {
+        Tunnels {
+            channels: HashMap::new(),
+            flow,
+            state,
+            settings,
+        }
+    }
+
+    /// A `direct-tcpip` request from an authenticated user: refuse it at once, or start
+    /// connecting (off the session loop; the reply is sent when the outcome is known).
+    pub async fn open(
+        &mut self,
+        conn: Arc<ConnInfo>,
+        restrictions: &KeyRestrictions,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        reply: ChannelOpenHandle,
+    ) {
+        let destination = format!("{host}:{port}");
+        let admitted = match u16::try_from(port) {
+            Ok(p) if p != 0 => self.admit(restrictions, &destination, host, p),
+            _ => Err((PROHIBITED, format!("invalid destination port {port}"))),
+        };
+        let port = match admitted {
+            Ok(port) => port,
+            Err((code, text)) => {
+                audit::tunnel_refused(&conn, &destination, &text);
+                reply.reject(failure(code, &text)).await;
+                return;
+            }
+        };
+        let queue = ChannelQueue::new(self.flow.clone());
+        self.channels.insert(channel.id(), queue.clone());
+        let opening = Opening {
+            conn,
+            destination,
+            host: host.to_owned(),
+            port,
+            queue,
+            flow: self.flow.clone(),
+            state: self.state.clone(),
+            settings: self.settings.clone(),
+        };
+        tokio::spawn(opening.run(channel, reply));
+    }
+
+    /// The checks made before any lookup: the key's `permitopen`, then the tunnel cap.
+    fn admit(
+        &mut self,
+        restrictions: &KeyRestrictions,
+        destination: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<u16, Refused> {
+        if !restrictions.permits_destination(host, port) {
+            let why = format!("{destination} is not permitted by this key's permitopen option");
+            return Err((PROHIBITED, why));
+        }
+        // Forget refused opens; opened channels stay until the client closes them.
+        self.channels
+            .retain(|_, q| q.was_opened() || !q.is_closed());
+        if self.open_count() >= MAX_TUNNELS_PER_CONNECTION {
+            let why = format!(
+                "too many tunnels on this connection (at most {MAX_TUNNELS_PER_CONNECTION})"
+            );
+            return Err((ChannelOpenFailure::ResourceShortage, why));
+        }
+        Ok(port)
+    }
+
+    fn open_count(&self) -> usize {
+        self.channels.values().filter(|q| !q.is_closed()).count()
+    }
+
+    /// Is this channel one of our tunnels?
+    pub fn contains(&self, channel: ChannelId) -> bool {
+        self.channels.contains_key(&channel)
+    }
+
+    /// Client data for a tunnel: queued without waiting; over the hard cap, the tunnel closes.
+    pub fn data(&self, channel: ChannelId, data: &[u8]) {
+        let Some(queue) = self.channels.get(&channel) else {
+            return;
+        };
+        if let Err(PushError::HardCap { queued }) = queue.push(data) {
+            let why = format!(
+                "destination is not keeping up: {queued} bytes waiting (cap {}); tunnel closed",
+                self.flow.limits().channel_hard_cap
+            );
+            queue.close_with_reason(&why);
+        }
+    }
+
+    /// The client sent EOF on a tunnel: half-close towards the destination.
+    pub fn eof(&self, channel: ChannelId) {
+        if let Some(queue) = self.channels.get(&channel) {
+            queue.push_eof();
+        }
+    }
+
+    /// The client closed the channel: it has everything, the tunnel stops counting.
+    pub fn closed(&mut self, channel: ChannelId) {
+        if let Some(queue) = self.channels.remove(&channel) {
+            queue.finish();
+            if queue.release() {
+                self.state.tunnel_released();
+            }
+        }
+    }
+}
+
+impl Drop for Tunnels {
+    fn drop(&mut self) {
+        for queue in self.channels.values() {
+            queue.close_with_reason("SSH connection ended");
+        }
+    }
+}
+
+/// A tunnel being opened, then run, off the session loop.
+struct Opening {
+    conn: Arc<ConnInfo>,
+    destination: String,
+    host: String,
+    port: u16,
+    queue: Arc<ChannelQueue>,
+    flow: Arc<Flow>,
+    state: Arc<ConnState>,
+    settings: Arc<TunnelSettings>,
+}
+
+impl Opening {
+    async fn run(self, channel: Channel<Msg>, reply: ChannelOpenHandle) {
+        let (stream, resolved) = match self.reach().await {
+            Ok(ok) => ok,
+            Err((code, text)) => {
+                audit::tunnel_refused(&self.conn, &self.destination, &text);
+                self.queue.close();
+                reply.reject(failure(code, &text)).await;
+                return;
+            }
+        };
+        // Counted until the client closes the channel (`Tunnels::closed`), i.e. until it has
+        // received everything: shutdown waits for that.
+        self.state.tunnel_opened();
+        self.queue.set_opened();
+        reply.accept().await;
+        let channel_id = u32::from(channel.id());
+        audit::tunnel_opened(&self.conn, channel_id, &self.destination, resolved);
+        let started = Instant::now();
+        let report = pump(channel, stream, self.queue.clone(), self.flow.clone()).await;
+        let totals = TunnelTotals {
+            bytes_to_destination: report.bytes_to_destination,
+            bytes_from_destination: report.bytes_from_destination,
+            reason: report.reason.describe(),
+        };
+        let elapsed = started.elapsed();
+        audit::tunnel_closed(
+            &self.conn,
+            channel_id,
+            &self.destination,
+            resolved,
+            &totals,
+            elapsed,
+        );
+        if self.queue.release() {
+            self.state.tunnel_released();
+        }
+    }
+
+    /// Resolve once, check every address, connect to a checked one.
+    async fn reach(&self) -> Result<(TcpStream, SocketAddr), Refused> {
+        let timeout = self.settings.connect_timeout;
+        let policy = &self.settings.destinations;
+        match policy.resolve(&self.host, self.port, timeout).await {
+            Ok(addrs) => connect(&addrs, timeout).await.map_err(|why| {
+                let text = format!("cannot connect to {}: {why}", self.destination);
+                (ChannelOpenFailure::ConnectFailed, text)
+            }),
+            Err(Refusal::Prohibited(t)) => Err((PROHIBITED, t)),
+            Err(Refusal::Unresolvable(t)) => Err((ChannelOpenFailure::ConnectFailed, t)),
+        }
+    }
+}
 
 /// Connect to the first reachable address among `addrs` (all already checked by policy),
 /// within `timeout` overall.
@@ -41,214 +277,4 @@ pub async fn connect(
         }
     }
     Err(last)
-}
-
-/// Why a tunnel ended, for the audit event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
-    /// Both sides sent EOF, or the client closed the channel.
-    Normal,
-    /// The destination stopped accepting data for the stall timeout.
-    DestinationStalled(Duration),
-    /// Writing to or reading from the destination failed.
-    DestinationError(String),
-    /// The SSH side went away (connection closed, channel closed by the bastion).
-    ChannelGone(String),
-}
-
-impl CloseReason {
-    pub fn describe(&self) -> String {
-        match self {
-            CloseReason::Normal => "closed".into(),
-            CloseReason::DestinationStalled(t) => format!(
-                "destination accepted no data for {}s (BASTION_TUNNEL_STALL_TIMEOUT)",
-                t.as_secs()
-            ),
-            CloseReason::DestinationError(e) => format!("destination error: {e}"),
-            CloseReason::ChannelGone(why) => why.clone(),
-        }
-    }
-}
-
-enum ToDest {
-    ClientEof,
-    ClientClosed,
-    Failed(CloseReason),
-}
-
-enum FromDest {
-    DestEof,
-    Failed(CloseReason),
-}
-
-/// What a tunnel did, for the audit event.
-pub struct TunnelReport {
-    pub bytes_to_destination: u64,
-    pub bytes_from_destination: u64,
-    pub reason: CloseReason,
-}
-
-/// Copy both ways until done. Consumes the channel and the stream.
-pub async fn pump(
-    channel: Channel<Msg>,
-    stream: TcpStream,
-    queue: Arc<ChannelQueue>,
-    flow: Arc<Flow>,
-) -> TunnelReport {
-    // Inbound data comes through the queue (the handler's `data` callback); dropping the read
-    // half makes russh skip its bounded per-channel queue instead of waiting on it.
-    let (read_half, writer) = channel.split();
-    drop(read_half);
-    let (mut rd, mut wr) = stream.into_split();
-    let stall = flow.limits().stall_timeout;
-    let starve_after = flow.limits().starve_after;
-    let mut to_bytes = 0u64;
-    let mut from_bytes = 0u64;
-
-    let reason = {
-        let to_dest = async {
-            loop {
-                match queue.next().await {
-                    Some(Inbound::Data(chunk)) => {
-                        // A write the destination never takes is abandoned when the bastion
-                        // closes the channel (hard cap, connection end).
-                        let write = async {
-                            tokio::select! {
-                                r = wr.write_all(&chunk) => r,
-                                _ = queue.closed() => Err(std::io::Error::other(
-                                    queue.close_reason().unwrap_or_else(|| "channel closed".into()),
-                                )),
-                            }
-                        };
-                        tokio::pin!(write);
-                        let grace = flow.limits().stall_grace.min(stall);
-                        let written = match tokio::time::timeout(grace, &mut write).await {
-                            Ok(r) => Ok(r),
-                            Err(_) => {
-                                // Not moving: stop holding the connection's other tunnels.
-                                queue.set_stalled(true);
-                                let r = tokio::time::timeout(stall - grace, &mut write).await;
-                                queue.set_stalled(false);
-                                r
-                            }
-                        };
-                        match written {
-                            Ok(Ok(())) => {
-                                queue.consumed(chunk.len());
-                                to_bytes += chunk.len() as u64;
-                            }
-                            Ok(Err(e)) => {
-                                return ToDest::Failed(CloseReason::DestinationError(e.to_string()))
-                            }
-                            Err(_) => {
-                                return ToDest::Failed(CloseReason::DestinationStalled(stall))
-                            }
-                        }
-                    }
-                    Some(Inbound::Eof) => {
-                        let _ = wr.shutdown().await;
-                        return ToDest::ClientEof;
-                    }
-                    None => {
-                        return match queue.close_reason() {
-                            Some(why) => ToDest::Failed(CloseReason::ChannelGone(why)),
-                            None => ToDest::ClientClosed,
-                        }
-                    }
-                }
-            }
-        };
-        let from_dest = async {
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            loop {
-                buf.reserve(64 * 1024);
-                match rd.read_buf(&mut buf).await {
-                    Ok(0) => {
-                        let _ = writer.eof().await;
-                        return FromDest::DestEof;
-                    }
-                    Ok(n) => {
-                        let chunk = buf.split().freeze();
-                        let send = writer.data_bytes(chunk);
-                        tokio::pin!(send);
-                        let sent = match tokio::time::timeout(starve_after, &mut send).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                // Waiting for the client's window: let client reads resume so
-                                // its window adjusts can arrive (see `flow`).
-                                let _starving = flow.starving();
-                                send.await
-                            }
-                        };
-                        if let Err(e) = sent {
-                            return FromDest::Failed(CloseReason::ChannelGone(format!(
-                                "SSH channel closed: {e}"
-                            )));
-                        }
-                        from_bytes += n as u64;
-                    }
-                    Err(e) => {
-                        return FromDest::Failed(CloseReason::DestinationError(e.to_string()))
-                    }
-                }
-            }
-        };
-        tokio::pin!(to_dest);
-        tokio::pin!(from_dest);
-        let mut client_eof = false;
-        let mut dest_eof = false;
-        loop {
-            tokio::select! {
-                r = &mut to_dest, if !client_eof => match r {
-                    ToDest::ClientEof => client_eof = true,
-                    ToDest::ClientClosed => break CloseReason::Normal,
-                    ToDest::Failed(reason) => break reason,
-                },
-                r = &mut from_dest, if !dest_eof => match r {
-                    FromDest::DestEof => dest_eof = true,
-                    FromDest::Failed(reason) => break reason,
-                },
-            }
-            if client_eof && dest_eof {
-                break CloseReason::Normal;
-            }
-        }
-    };
-    if reason == CloseReason::Normal && flow.is_draining() {
-        // Shutting down and both sides sent EOF: the disconnect that follows this tunnel
-        // would make the client drop output it has not written to its socket yet. OpenSSH
-        // `-L` clients close the channel once they have written everything: wait for that
-        // (bounded; `-W` clients wait for our close instead, and the grace period ends it).
-        let _ = tokio::time::timeout(stall, queue.client_closed()).await;
-    }
-    queue.close();
-    let _ = writer.close().await;
-    TunnelReport {
-        bytes_to_destination: to_bytes,
-        bytes_from_destination: from_bytes,
-        reason,
-    }
-}
-
-/// Run a tunnel to its end and write its audit event.
-pub async fn run_and_audit(
-    conn: Arc<ConnInfo>,
-    channel: Channel<Msg>,
-    stream: TcpStream,
-    queue: Arc<ChannelQueue>,
-    flow: Arc<Flow>,
-    destination: String,
-    resolved: SocketAddr,
-) {
-    let started = Instant::now();
-    let channel_id = u32::from(channel.id());
-    let report = pump(channel, stream, queue, flow).await;
-    crate::audit::tunnel_closed(
-        &conn,
-        channel_id,
-        &destination,
-        resolved,
-        &report,
-        started.elapsed(),
-    );
 }

@@ -1,0 +1,104 @@
+//! The audit catalogue: every event the bastion logs, defined once, with the fields it carries
+//! and what it means. `audit` emits them; the README's event table is generated from this list
+//! (and a test fails when the two differ); an in-process server test checks that what is really
+//! logged stays inside it. To add an event: add a constant here, list it in [`ALL`], emit it
+//! from a function in `audit`, and regenerate the README table (see `audit/tests.rs`).
+
+/// One audit event: its `event` value, its fields (besides `event` and `message`) and meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSpec {
+    pub name: &'static str,
+    pub fields: &'static [&'static str],
+    pub meaning: &'static str,
+}
+
+macro_rules! events {
+    ($($id:ident = $name:literal [$($field:literal),*] $meaning:literal;)*) => {
+        $(pub const $id: EventSpec = EventSpec {
+            name: $name,
+            fields: &[$($field),*],
+            meaning: $meaning,
+        };)*
+        /// Every event, in the order of the README table.
+        pub const ALL: &[EventSpec] = &[$($id),*];
+    };
+}
+
+events! {
+    HOST_KEY = "host_key" ["fingerprint", "source"]
+        "the host key in use at start (`generated` is a warning: clients will see a new key after a restart)";
+    CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients"]
+        "the configuration in force at start";
+    KEY_OPTION_NOTE = "key_option_note" ["line", "fingerprint", "note"]
+        "an `authorized_keys` option that has no effect on a forward-only server";
+    KEY_LINE_REJECTED = "key_line_rejected" ["source", "line", "error"]
+        "an `authorized_keys` line refused for its options; the other lines are loaded";
+    LISTENING = "listening" ["addr"]
+        "the listener is open";
+    CONNECTION = "connection" ["conn", "client", "sender", "vpce_id"]
+        "a connection was admitted (`sender`: the PROXY sender when the client address came from a header)";
+    CONNECTION_DROPPED = "connection_dropped" ["client", "reason"]
+        "a connection was closed at accept (too many unauthenticated connections)";
+    PROXY_REJECTED = "proxy_rejected" ["sender", "reason"]
+        "no valid PROXY header, or one from an untrusted sender: closed before SSH";
+    CLIENT_REFUSED = "client_refused" ["client", "sender", "rule"]
+        "the client address is refused by the client rules: closed before SSH";
+    HEALTH_CHECK = "health_check" ["sender", "count"]
+        "a load balancer health check (PROXY v2 LOCAL), logged at debug level";
+    LOGIN_TIMEOUT = "login_timeout" ["conn", "client"]
+        "not authenticated within `BASTION_LOGIN_GRACE_TIME`: closed";
+    AUTH = "auth" ["conn", "client", "user", "fingerprint", "result", "detail"]
+        "a public key or certificate was accepted or rejected, with the line or certificate that decided";
+    REQUEST_REFUSED = "request_refused" ["conn", "client", "kind", "detail"]
+        "a refused request: password, shell command, sftp, agent, X11, `-R`, Unix sockets";
+    TUNNEL_REFUSED = "tunnel_refused" ["conn", "client", "user", "fingerprint", "destination", "reason"]
+        "a tunnel was refused (policy, `permitopen`, unreachable or too many tunnels)";
+    TUNNEL_OPEN = "tunnel_open" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved"]
+        "a tunnel is connected to its destination";
+    TUNNEL_CLOSE = "tunnel_close" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved", "bytes_to_destination", "bytes_from_destination", "duration_ms", "reason"]
+        "a tunnel ended: bytes each way, duration and why";
+    CONNECTION_CLOSED = "connection_closed" ["conn", "client", "duration_ms", "reason"]
+        "a connection ended, and why";
+    KEYS_RELOADED = "keys_reloaded" ["trigger", "keys", "revoked", "source"]
+        "the key or revocation file changed and was loaded";
+    KEYS_UNCHANGED = "keys_unchanged" ["trigger"]
+        "the key files were re-read (SIGHUP, or after a failure) and are unchanged";
+    KEYS_RELOAD_FAILED = "keys_reload_failed" ["trigger", "error"]
+        "a changed key file is broken: the previous keys stay in force";
+    ACCESS_REVOKED = "access_revoked" ["conn", "reason"]
+        "a connection was closed because its key or CA was removed or revoked";
+    CLIENT_POLICY_RELOADED = "client_policy_reloaded" ["trigger", "summary"]
+        "a hosts.allow/hosts.deny file changed and was loaded";
+    CLIENT_POLICY_UNCHANGED = "client_policy_unchanged" ["trigger"]
+        "the client rule files were re-read (SIGHUP, or after a failure) and are unchanged";
+    CLIENT_POLICY_RELOAD_FAILED = "client_policy_reload_failed" ["trigger", "error"]
+        "a changed hosts file is broken: the previous client rules stay in force";
+    ACCEPT_ERROR = "accept_error" ["error"]
+        "`accept` failed (for example out of file descriptors); retried after 100 ms";
+    SHUTDOWN = "shutdown" ["signal", "grace_s"]
+        "SIGTERM/SIGINT: the listener is closed, open tunnels may finish";
+    SHUTDOWN_GRACE_EXPIRED = "shutdown_grace_expired" ["connections"]
+        "the shutdown grace period ended: the remaining connections are closed";
+    SHUTDOWN_COMPLETE = "shutdown_complete" []
+        "every connection is closed; the bastion exits";
+}
+
+/// The catalogue entry of an event name.
+pub fn find(name: &str) -> Option<&'static EventSpec> {
+    ALL.iter().find(|e| e.name == name)
+}
+
+/// The README's event table, generated from [`ALL`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| event | fields | meaning |\n|---|---|---|\n");
+    for e in ALL {
+        let fields: Vec<String> = e.fields.iter().map(|f| format!("`{f}`")).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            e.name,
+            fields.join(", "),
+            e.meaning
+        ));
+    }
+    out
+}

@@ -1,0 +1,314 @@
+//! The authentication decision of one connection: which public key or user certificate may
+//! log in, from this client, now; the count of failed attempts (sshd's `MaxAuthTries`); and,
+//! after a key reload, whether a logged-in identity is still allowed.
+//!
+//! Revocation is checked in one place ([`revocation`]) for every path: a plain key, a
+//! certificate's key and its CA, and the re-check of open connections. Each decision is an
+//! `auth` audit event with the line or certificate that decided. This module knows nothing of
+//! russh's callbacks or of channels: `session` turns its verdicts into protocol replies.
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::{Certificate, HashAlg, PublicKey};
+
+use crate::audit;
+use crate::authorized_keys::AuthorizedKeys;
+use crate::certificates::{check_user_certificate, CertificateAuthority};
+use crate::key_options::KeyRestrictions;
+use crate::key_store::KeyStore;
+
+/// What let a connection in, to re-check it when the key files change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    /// SHA256 fingerprint of the user's key (the certificate's key for a certificate login).
+    pub key_fingerprint: String,
+    /// SHA256 fingerprint of the CA, for a certificate login.
+    pub ca_fingerprint: Option<String>,
+}
+
+/// A successful login: who, and the options of the line that let them in.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub identity: Identity,
+    pub restrictions: KeyRestrictions,
+}
+
+/// What the protocol layer should answer.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The offered key may be used: ask for (or check) its signature.
+    Proceed,
+    /// Logged in.
+    LoggedIn(Box<Login>),
+    /// Refused; `disconnect` once the attempts are used up.
+    Rejected { disconnect: bool },
+}
+
+/// Which revoked key stands in the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    Key,
+    Ca(String),
+}
+
+/// The one revocation check: the key itself, then the CA that signed it (if any).
+pub fn revocation(keys: &AuthorizedKeys, key_fp: &str, ca_fp: Option<&str>) -> Option<Revoked> {
+    if keys.revoked.is_revoked(key_fp) {
+        return Some(Revoked::Key);
+    }
+    ca_fp
+        .filter(|ca| keys.revoked.is_revoked(ca))
+        .map(|ca| Revoked::Ca(ca.to_owned()))
+}
+
+impl Identity {
+    /// Is this identity still allowed by the (reloaded) key set? `Err` says why not.
+    pub fn still_allowed(&self, keys: &AuthorizedKeys) -> Result<(), String> {
+        let ca = self.ca_fingerprint.as_deref();
+        match revocation(keys, &self.key_fingerprint, ca) {
+            Some(Revoked::Key) => return Err(format!("key {} was revoked", self.key_fingerprint)),
+            Some(Revoked::Ca(ca)) => return Err(format!("certificate authority {ca} was revoked")),
+            None => {}
+        }
+        match ca {
+            None if keys.keys.iter().any(|k| {
+                !k.restrictions.cert_authority && k.fingerprint == self.key_fingerprint
+            }) =>
+            {
+                Ok(())
+            }
+            None => Err(format!(
+                "key {} was removed from the authorized keys",
+                self.key_fingerprint
+            )),
+            Some(ca) if keys.authorities().any(|k| k.fingerprint == ca) => Ok(()),
+            Some(ca) => Err(format!("certificate authority {ca} was removed")),
+        }
+    }
+}
+
+fn fingerprint(key: &KeyData) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// May this plain key log in from `client` at `now`? Returns the detail for the audit event
+/// and the options of its line.
+pub fn check_key(
+    keys: &AuthorizedKeys,
+    key: &PublicKey,
+    client: SocketAddr,
+    now: u64,
+) -> Result<(String, KeyRestrictions), String> {
+    if revocation(keys, &fingerprint(key.key_data()), None).is_some() {
+        return Err("key is revoked (BASTION_REVOKED_KEYS)".into());
+    }
+    let Some(entry) = keys.find(key) else {
+        return Err("key not in the authorized keys".into());
+    };
+    entry
+        .restrictions
+        .check_login(client.ip(), now)
+        .map_err(|why| format!("line {}: {why}", entry.line))?;
+    let detail = format!("{} line {}", keys.source, entry.line);
+    Ok((detail, entry.restrictions.clone()))
+}
+
+/// Could an offer of this key be a certificate we might accept? (russh offers a certificate
+/// as its inner key.)
+pub fn may_be_certificate(keys: &AuthorizedKeys, key: &PublicKey) -> bool {
+    keys.authorities().next().is_some()
+        && revocation(keys, &fingerprint(key.key_data()), None).is_none()
+}
+
+/// A user certificate: signed by a `cert-authority` line, valid now, for this user, from
+/// this address, allowed to forward, nothing revoked. Returns the audit detail and the login.
+pub fn check_certificate(
+    keys: &AuthorizedKeys,
+    user: &str,
+    certificate: &Certificate,
+    client: SocketAddr,
+    now: u64,
+) -> Result<(String, Login), String> {
+    let key_fp = fingerprint(certificate.public_key());
+    let ca_fp = fingerprint(certificate.signature_key());
+    match revocation(keys, &key_fp, Some(&ca_fp)) {
+        Some(Revoked::Key) => {
+            return Err("the certificate's key is revoked (BASTION_REVOKED_KEYS)".into())
+        }
+        Some(Revoked::Ca(ca)) => {
+            return Err(format!(
+                "the signing CA {ca} is revoked (BASTION_REVOKED_KEYS)"
+            ))
+        }
+        None => {}
+    }
+    let cas: Vec<CertificateAuthority<'_>> = keys
+        .authorities()
+        .map(|k| CertificateAuthority {
+            key: &k.key,
+            line: k.line,
+            principals: k.restrictions.principals.as_deref(),
+        })
+        .collect();
+    let accepted = check_user_certificate(certificate, user, client.ip(), now, &cas)?;
+    let ca = keys
+        .authority_at(accepted.ca_line)
+        .ok_or_else(|| "certificate authority line vanished".to_owned())?;
+    ca.restrictions
+        .check_login(client.ip(), now)
+        .map_err(|why| format!("cert-authority line {}: {why}", ca.line))?;
+    let detail = format!(
+        "certificate id {:?} serial {} principal {:?} signed by CA {} ({} line {})",
+        accepted.key_id,
+        accepted.serial,
+        accepted.principal,
+        accepted.ca_fingerprint,
+        keys.source,
+        accepted.ca_line
+    );
+    let identity = Identity {
+        user: user.to_owned(),
+        key_fingerprint: key_fp,
+        ca_fingerprint: Some(accepted.ca_fingerprint),
+    };
+    let restrictions = ca.restrictions.clone();
+    Ok((
+        detail,
+        Login {
+            identity,
+            restrictions,
+        },
+    ))
+}
+
+/// One connection's authentication: its attempts so far, against the live key set.
+pub struct Authenticator {
+    keys: Arc<KeyStore>,
+    conn: u64,
+    client: SocketAddr,
+    max_tries: u32,
+    failures: u32,
+}
+
+impl Authenticator {
+    pub fn new(keys: Arc<KeyStore>, conn: u64, client: SocketAddr, max_tries: u32) -> Self {
+        Authenticator {
+            keys,
+            conn,
+            client,
+            max_tries,
+            failures: 0,
+        }
+    }
+
+    /// A key offered without a signature (a probe): may the client go on with it?
+    pub fn offered(&mut self, user: &str, key: &PublicKey) -> Verdict {
+        let keys = self.keys.current();
+        match check_key(&keys, key, self.client, now_unix()) {
+            Ok(_) => Verdict::Proceed,
+            // With a CA configured, let the signed request through to the certificate check
+            // (or to `signed`, which refuses and counts an unknown plain key there).
+            Err(_) if may_be_certificate(&keys, key) => Verdict::Proceed,
+            Err(why) => self.reject(user, &fingerprint(key.key_data()), &why),
+        }
+    }
+
+    /// A key whose signature russh has verified.
+    pub fn signed(&mut self, user: &str, key: &PublicKey) -> Verdict {
+        let keys = self.keys.current();
+        let fp = fingerprint(key.key_data());
+        match check_key(&keys, key, self.client, now_unix()) {
+            Ok((detail, restrictions)) => {
+                let identity = Identity {
+                    user: user.to_owned(),
+                    key_fingerprint: fp,
+                    ca_fingerprint: None,
+                };
+                self.accept(
+                    &detail,
+                    Login {
+                        identity,
+                        restrictions,
+                    },
+                )
+            }
+            Err(why) => self.reject(user, &fp, &why),
+        }
+    }
+
+    /// An OpenSSH user certificate whose signature russh has verified.
+    pub fn certificate(&mut self, user: &str, certificate: &Certificate) -> Verdict {
+        let keys = self.keys.current();
+        match check_certificate(&keys, user, certificate, self.client, now_unix()) {
+            Ok((detail, login)) => self.accept(&detail, login),
+            Err(why) => self.reject(user, &fingerprint(certificate.public_key()), &why),
+        }
+    }
+
+    /// A password attempt: never accepted, but it counts (as in sshd).
+    pub fn password(&mut self, user: &str) -> Verdict {
+        audit::request_refused(
+            self.conn,
+            self.client,
+            "password",
+            &format!("password login attempted for user {user:?}"),
+        );
+        self.count_failure()
+    }
+
+    /// Keyboard-interactive: never offered, refused without counting (as before).
+    pub fn keyboard_interactive(&self, user: &str) {
+        audit::request_refused(
+            self.conn,
+            self.client,
+            "keyboard-interactive",
+            &format!("keyboard-interactive login attempted for user {user:?}"),
+        );
+    }
+
+    fn accept(&self, detail: &str, login: Login) -> Verdict {
+        let id = &login.identity;
+        audit::auth(
+            self.conn,
+            self.client,
+            &id.user,
+            &id.key_fingerprint,
+            true,
+            detail,
+        );
+        Verdict::LoggedIn(Box::new(login))
+    }
+
+    fn reject(&mut self, user: &str, fp: &str, why: &str) -> Verdict {
+        audit::auth(self.conn, self.client, user, fp, false, why);
+        self.count_failure()
+    }
+
+    /// Count a failed key; past the cap, the connection ends (like sshd's MaxAuthTries).
+    fn count_failure(&mut self) -> Verdict {
+        self.failures += 1;
+        let disconnect = self.failures >= self.max_tries;
+        if disconnect {
+            audit::request_refused(
+                self.conn,
+                self.client,
+                "auth",
+                "too many authentication failures (BASTION_MAX_AUTH_TRIES); disconnecting",
+            );
+        }
+        Verdict::Rejected { disconnect }
+    }
+}

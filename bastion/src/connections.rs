@@ -1,0 +1,183 @@
+//! The server's view of its live connections: per-connection state that the server, the
+//! session and its tunnels share ([`ConnState`]), and the registry of live connections with
+//! what the server does to them from outside: close those whose key was removed or revoked,
+//! and drain them all at shutdown.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use russh::server::Handle;
+use russh::Disconnect;
+
+use crate::audit;
+use crate::auth::Identity;
+use crate::authorized_keys::AuthorizedKeys;
+use crate::flow::Flow;
+
+/// Per-connection state observed from outside (login deadline, shutdown, key reload).
+#[derive(Debug, Default)]
+pub struct ConnState {
+    authenticated: AtomicBool,
+    open_tunnels: AtomicUsize,
+    identity: Mutex<Option<Identity>>,
+}
+
+impl ConnState {
+    /// Record the login: the identity to re-check on reload; the login deadline stops.
+    pub fn logged_in(&self, identity: Identity) {
+        *self.identity.lock().unwrap_or_else(PoisonError::into_inner) = Some(identity);
+        self.authenticated.store(true, Ordering::Release);
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Acquire)
+    }
+
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A tunnel opened; it counts until the client has closed it (shutdown waits for that).
+    pub fn tunnel_opened(&self) {
+        self.open_tunnels.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn tunnel_released(&self) {
+        self.open_tunnels.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn open_tunnels(&self) -> usize {
+        self.open_tunnels.load(Ordering::Acquire)
+    }
+}
+
+struct Live {
+    flow: Arc<Flow>,
+    state: Arc<ConnState>,
+    handle: Option<Handle>,
+}
+
+/// Every live connection, by id.
+#[derive(Default)]
+pub struct Registry {
+    live: Mutex<HashMap<u64, Live>>,
+}
+
+impl Registry {
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn insert(&self, id: u64, flow: Arc<Flow>, state: Arc<ConnState>) {
+        let live = Live {
+            flow,
+            state,
+            handle: None,
+        };
+        self.live().insert(id, live);
+    }
+
+    /// The russh handle, once the handshake is done (to send a disconnect).
+    pub fn set_handle(&self, id: u64, handle: Handle) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.handle = Some(handle);
+        }
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.live().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.live().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn select(&self, mut pick: impl FnMut(&Live) -> bool) -> Vec<(Arc<Flow>, Option<Handle>)> {
+        self.live()
+            .values()
+            .filter(|l| pick(l))
+            .map(|l| (l.flow.clone(), l.handle.clone()))
+            .collect()
+    }
+
+    /// After a key reload: close the connections (and so the tunnels) of keys that were
+    /// removed or revoked, with an audit event each.
+    pub fn revoke_gone(&self, keys: &AuthorizedKeys) {
+        let gone: Vec<(u64, String, Arc<Flow>, Option<Handle>)> = self
+            .live()
+            .iter()
+            .filter_map(|(id, l)| {
+                let identity = l.state.identity()?;
+                let why = identity.still_allowed(keys).err()?;
+                let reason = format!("{} ({})", why, identity.user);
+                Some((*id, reason, l.flow.clone(), l.handle.clone()))
+            })
+            .collect();
+        for (id, why, flow, handle) in gone {
+            audit::access_revoked(id, &why);
+            close_connection(flow, handle, "your key is no longer authorized");
+        }
+    }
+
+    /// At shutdown: close connections as their tunnels finish; at the end of the grace
+    /// period, close the rest.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for l in self.live().values() {
+            l.flow.set_draining();
+        }
+        loop {
+            for (flow, handle) in self.select(|l| l.state.open_tunnels() == 0) {
+                close_connection(flow, handle, "the bastion is shutting down");
+            }
+            let remaining = self.len();
+            if remaining == 0 {
+                audit::shutdown_complete();
+                return;
+            }
+            if Instant::now() >= deadline {
+                audit::shutdown_grace_expired(remaining);
+                for (flow, handle) in self.select(|_| true) {
+                    close_connection(flow, handle, "the bastion is shutting down");
+                }
+                // Give the connection tasks a moment to log their tunnels' close.
+                let until = Instant::now() + Duration::from_secs(2);
+                while !self.is_empty() && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Send an SSH disconnect if possible, then cut the socket.
+fn close_connection(flow: Arc<Flow>, handle: Option<Handle>, why: &'static str) {
+    if flow.is_killed() {
+        return;
+    }
+    tokio::spawn(async move {
+        if let Some(h) = handle {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                h.disconnect(Disconnect::ByApplication, why.into(), String::new()),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        flow.kill();
+    });
+}
