@@ -55,3 +55,6 @@ pub mod session;
 pub mod session_channels;
 pub mod shutdown;
 pub mod tunnel;
+
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -1,0 +1,165 @@
+//! In-process test kit (tests only): a real server started with `server::serve` on a loopback
+//! port, a real russh client, keys, and loopback echo servers. The server, session and tunnel
+//! tests drive the whole stack through it without a subprocess.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{client, ChannelOpenFailure};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::Cli;
+
+/// Everything in the tests is bounded by this.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn new_key() -> PrivateKey {
+    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("generate a test key")
+}
+
+pub fn public_line(key: &PrivateKey) -> String {
+    key.public_key().to_openssh().expect("encode a public key")
+}
+
+/// A server running in this process; dropping it stops it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl TestServer {
+    /// Start a server configured by command-line style arguments (a host key is added).
+    pub async fn start(args: &[&str]) -> TestServer {
+        let host_key = new_key()
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .expect("encode the host key")
+            .to_string();
+        let host_key = format!("--host-key={host_key}");
+        let mut argv = vec!["bastion", "--listen", "127.0.0.1:0", &host_key];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("test arguments parse");
+        let settings = cli
+            .options
+            .into_settings()
+            .expect("test settings are valid");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+            "test"
+        };
+        let task = tokio::spawn(crate::server::serve(listener, settings, shutdown));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Resolve the shutdown future, as SIGTERM does.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A client that accepts any host key (the tests do not test host keys).
+pub struct TrustingClient;
+
+impl client::Handler for TrustingClient {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, _: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// Connect and log in with `key`; `Ok(false)` when the key is refused.
+pub async fn login(
+    addr: SocketAddr,
+    key: &PrivateKey,
+) -> Result<(client::Handle<TrustingClient>, bool), russh::Error> {
+    let config = Arc::new(client::Config::default());
+    let mut handle = tokio::time::timeout(DEADLINE, client::connect(config, addr, TrustingClient))
+        .await
+        .map_err(|_| russh::Error::ConnectionTimeout)??;
+    let key = PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None);
+    let result = handle.authenticate_publickey("tester", key).await?;
+    Ok((handle, result.success()))
+}
+
+/// Open a tunnel; `Err(failure)` when the bastion refuses it.
+pub async fn open_tunnel(
+    handle: &client::Handle<TrustingClient>,
+    host: &str,
+    port: u16,
+) -> Result<russh::ChannelStream<client::Msg>, ChannelOpenFailure> {
+    let opened = tokio::time::timeout(
+        DEADLINE,
+        handle.channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 40000),
+    )
+    .await
+    .expect("the bastion answers the open request in time");
+    match opened {
+        Ok(channel) => Ok(channel.into_stream()),
+        Err(russh::Error::ChannelOpenFailure(f)) => Err(f),
+        Err(e) => panic!("unexpected error opening a tunnel: {e}"),
+    }
+}
+
+/// A loopback echo server; its task ends with the test's runtime.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("echo address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                let _ = wr.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Send `payload` through a stream and read the same bytes back.
+pub async fn echo_through<S>(stream: &mut S, payload: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(payload)
+        .await
+        .expect("write to the tunnel");
+    let mut back = vec![0u8; payload.len()];
+    tokio::time::timeout(DEADLINE, stream.read_exact(&mut back))
+        .await
+        .expect("echo within the deadline")
+        .expect("read from the tunnel");
+    back
+}
+
+/// The text a refusal carries.
+pub fn failure_text(f: &ChannelOpenFailure) -> String {
+    match f {
+        ChannelOpenFailure::Other { code, reason } => format!("{code}: {reason}"),
+        other => format!("{other:?}"),
+    }
+}
