@@ -65,6 +65,13 @@ impl TestServer {
         }
     }
 
+    /// A server where `key` logs in and may open tunnels to `destination` only.
+    pub async fn permitting(key: &PrivateKey, destination: SocketAddr) -> TestServer {
+        let line = public_line(key);
+        let rule = destination.to_string();
+        TestServer::start(&["--authorized-keys", &line, "--permit-open", &rule]).await
+    }
+
     /// Resolve the shutdown future, as SIGTERM does.
     pub fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -161,5 +168,37 @@ pub fn failure_text(f: &ChannelOpenFailure) -> String {
     match f {
         ChannelOpenFailure::Other { code, reason } => format!("{code}: {reason}"),
         other => format!("{other:?}"),
+    }
+}
+
+/// A server permitting one echo destination, and a client logged in to it.
+pub struct EchoSetup {
+    /// Kept so the server runs as long as the setup.
+    _server: TestServer,
+    pub handle: client::Handle<TrustingClient>,
+    pub echo: SocketAddr,
+}
+
+impl EchoSetup {
+    pub async fn start() -> EchoSetup {
+        let key = new_key();
+        let echo = echo_server().await;
+        let server = TestServer::permitting(&key, echo).await;
+        let (handle, ok) = login(server.addr, &key)
+            .await
+            .expect("connect to the test server");
+        assert!(ok, "the test key logs in");
+        EchoSetup {
+            _server: server,
+            handle,
+            echo,
+        }
+    }
+
+    /// A new tunnel to the echo server.
+    pub async fn tunnel(&self) -> russh::ChannelStream<client::Msg> {
+        open_tunnel(&self.handle, "127.0.0.1", self.echo.port())
+            .await
+            .expect("a permitted tunnel opens")
     }
 }

@@ -9,20 +9,8 @@ use crate::testkit::*;
 
 #[tokio::test]
 async fn authorized_key_opens_a_permitted_tunnel() {
-    let key = new_key();
-    let echo = echo_server().await;
-    let server = TestServer::start(&[
-        "--authorized-keys",
-        &public_line(&key),
-        "--permit-open",
-        &format!("{echo}"),
-    ])
-    .await;
-    let (handle, ok) = login(server.addr, &key).await.unwrap();
-    assert!(ok, "an authorized key logs in");
-    let mut tunnel = open_tunnel(&handle, "127.0.0.1", echo.port())
-        .await
-        .unwrap();
+    let setup = EchoSetup::start().await;
+    let mut tunnel = setup.tunnel().await;
     let payload = b"hello through the bastion".repeat(1000);
     assert_eq!(echo_through(&mut tunnel, &payload).await, payload);
 }
@@ -64,13 +52,7 @@ async fn refused_destination_does_not_connect_and_others_still_work() {
         metadata,
         Err(ChannelOpenFailure::AdministrativelyProhibited)
     ));
-    let server2 = TestServer::start(&[
-        "--authorized-keys",
-        &public_line(&key),
-        "--permit-open",
-        &format!("{echo}"),
-    ])
-    .await;
+    let server2 = TestServer::permitting(&key, echo).await;
     let (handle2, _) = login(server2.addr, &key).await.unwrap();
     assert!(open_tunnel(&handle2, "127.0.0.1", echo.port() ^ 1)
         .await

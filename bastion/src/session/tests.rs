@@ -83,19 +83,9 @@ async fn a_shell_shows_the_notice_and_ctrl_c_leaves() {
 
 #[tokio::test]
 async fn remote_forwarding_is_refused_and_tunnels_keep_working() {
-    let key = new_key();
-    let echo = echo_server().await;
-    let server = TestServer::start(&[
-        "--authorized-keys",
-        &public_line(&key),
-        "--permit-open",
-        &echo.to_string(),
-    ])
-    .await;
-    let (handle, _) = login(server.addr, &key).await.unwrap();
-    let mut tunnel = open_tunnel(&handle, "127.0.0.1", echo.port())
-        .await
-        .unwrap();
+    let setup = EchoSetup::start().await;
+    let handle = &setup.handle;
+    let mut tunnel = setup.tunnel().await;
     assert!(
         handle.tcpip_forward("127.0.0.1", 0).await.is_err(),
         "-R was accepted"

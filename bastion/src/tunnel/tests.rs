@@ -57,7 +57,7 @@ async fn unreachable_destination_is_connect_failed() {
 async fn tunnels_per_connection_are_capped() {
     let key = new_key();
     let echo = echo_server().await;
-    let server = server_for(&public_line(&key), &echo.to_string()).await;
+    let server = TestServer::permitting(&key, echo).await;
     let (handle, _) = login(server.addr, &key).await.unwrap();
     let mut open = Vec::new();
     for _ in 0..MAX_TUNNELS_PER_CONNECTION {
@@ -88,13 +88,8 @@ async fn tunnels_per_connection_are_capped() {
 
 #[tokio::test]
 async fn client_eof_reaches_the_destination_and_the_reply_comes_back() {
-    let key = new_key();
-    let echo = echo_server().await;
-    let server = server_for(&public_line(&key), &echo.to_string()).await;
-    let (handle, _) = login(server.addr, &key).await.unwrap();
-    let mut tunnel = open_tunnel(&handle, "127.0.0.1", echo.port())
-        .await
-        .unwrap();
+    let setup = EchoSetup::start().await;
+    let mut tunnel = setup.tunnel().await;
     let payload = vec![7u8; 300_000];
     tunnel.write_all(&payload).await.unwrap();
     tunnel.shutdown().await.unwrap();
