@@ -30,8 +30,6 @@ use crate::key_store::KeyStore;
 use crate::session_channels::SessionChannels;
 use crate::tunnel::{prohibited, TunnelSettings, Tunnels};
 
-pub use crate::session_channels::NOTICE;
-
 /// What every connection's handler needs from the server.
 pub struct SessionSettings {
     pub keys: Arc<KeyStore>,
