@@ -33,7 +33,8 @@ use ipnet::IpNet;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey};
 
-use crate::key_options::{canonical_ip, format_utc, parse_addr_or_cidr};
+use crate::key_options::{format_utc, parse_addr_or_cidr};
+use crate::net::{self, Compatible, Nat64};
 
 /// Seconds of clock difference tolerated on either side of a certificate's validity window,
 /// for CAs whose clock runs slightly ahead of or behind this server's (a certificate issued
@@ -256,7 +257,7 @@ fn check_critical_options(
             "source-address" => {
                 let nets = parse_source_address(value)
                     .map_err(|e| format!("certificate source-address {value:?} is invalid: {e}"))?;
-                let client = canonical_ip(client);
+                let client = net::canonical_ip(client, Compatible::Keep, Nat64::Keep);
                 if !nets.iter().any(|n| n.contains(&client)) {
                     return Err(format!(
                         "client {client} not allowed by the certificate's source-address {value:?}"

@@ -44,15 +44,24 @@
 //! unreadable or deleted keeps the last good policy in force and is logged once as
 //! `client_policy_reload_failed`; a successful change is logged as `client_policy_reloaded`.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use tokio::sync::Notify;
+
+use crate::net::{self, Brackets, Compatible, Escape, Nat64, NetError, Quoting, V6Form};
+
+mod hosts_file;
+mod ranges;
+
+use hosts_file::parse_hosts_file;
+#[cfg(test)]
+use ranges::{difference, normalize, Table};
+use ranges::{AddrSet, ListTable};
 
 /// CIDR list acting as hosts.allow entries.
 pub const ALLOW_CLIENTS_SETTING: &str = "BASTION_ALLOW_CLIENTS";
@@ -82,23 +91,26 @@ const CIDR_FORMS: &str = "comma-separated CIDRs or IP addresses, e.g. 10.0.0.0/8
 
 /// A configuration error: names the setting (and file and line) and the bad token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
+pub struct ClientPolicyError {
     message: String,
 }
 
-impl PolicyError {
+impl ClientPolicyError {
     fn new(message: String) -> Self {
-        PolicyError { message }
+        ClientPolicyError { message }
     }
 }
 
-impl fmt::Display for PolicyError {
+impl fmt::Display for ClientPolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for PolicyError {}
+impl std::error::Error for ClientPolicyError {}
+
+/// The former name, kept private so the reload code below reads unchanged.
+type PolicyError = ClientPolicyError;
 
 /// The verdict for one client, with the rule that decided it (for the audit event).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,263 +146,6 @@ impl fmt::Display for Decision {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Range arithmetic
-// ---------------------------------------------------------------------------------------------
-
-/// An address as an integer: `u32` for IPv4, `u128` for IPv6.
-trait Key: Copy + Ord {
-    const MAX: Self;
-    fn succ(self) -> Option<Self>;
-    fn pred(self) -> Option<Self>;
-}
-
-impl Key for u32 {
-    const MAX: Self = u32::MAX;
-    fn succ(self) -> Option<Self> {
-        self.checked_add(1)
-    }
-    fn pred(self) -> Option<Self> {
-        self.checked_sub(1)
-    }
-}
-
-impl Key for u128 {
-    const MAX: Self = u128::MAX;
-    fn succ(self) -> Option<Self> {
-        self.checked_add(1)
-    }
-    fn pred(self) -> Option<Self> {
-        self.checked_sub(1)
-    }
-}
-
-/// Sort inclusive ranges and merge overlapping and adjacent ones.
-fn normalize<T: Key>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
-    ranges.sort_unstable();
-    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
-    for (start, end) in ranges {
-        if let Some(last) = out.last_mut() {
-            // Touching or overlapping the previous range (whose end may be MAX).
-            if last.1.succ().is_none_or(|next| start <= next) {
-                last.1 = last.1.max(end);
-                continue;
-            }
-        }
-        out.push((start, end));
-    }
-    out
-}
-
-/// `a` minus `b`, both normalized; the result is normalized.
-fn difference<T: Key>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
-    let mut out = Vec::with_capacity(a.len());
-    let mut j = 0;
-    for &(start, end) in a {
-        // Ranges of `b` that end before this one starts also end before every later one.
-        while b.get(j).is_some_and(|r| r.1 < start) {
-            j += 1;
-        }
-        // The first address of this range not yet removed or kept; `None` once all is done.
-        // Every range of `b` seen below ends at or after `from` (sorted, non-adjacent).
-        let mut from = Some(start);
-        for &(bs, be) in b.iter().skip(j) {
-            let Some(f) = from else { break };
-            if bs > end {
-                break;
-            }
-            if bs > f {
-                if let Some(before) = bs.pred() {
-                    out.push((f, before));
-                }
-            }
-            from = be.succ().filter(|&next| next <= end);
-        }
-        if let Some(f) = from {
-            out.push((f, end));
-        }
-    }
-    out
-}
-
-/// An address set: normalized ranges per family.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct AddrSet {
-    v4: Vec<(u32, u32)>,
-    v6: Vec<(u128, u128)>,
-}
-
-impl AddrSet {
-    fn all() -> Self {
-        AddrSet {
-            v4: vec![(0, u32::MAX)],
-            v6: vec![(0, u128::MAX)],
-        }
-    }
-
-    /// The union of `nets` (IPv4-mapped IPv6 networks counted as IPv4).
-    fn from_nets(nets: impl IntoIterator<Item = IpNet>) -> Self {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for net in nets {
-            match canonical_net(net) {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
-                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
-            }
-        }
-        AddrSet {
-            v4: normalize(v4),
-            v6: normalize(v6),
-        }
-    }
-
-    fn union(sets: Vec<AddrSet>) -> Self {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for s in sets {
-            v4.extend(s.v4);
-            v6.extend(s.v6);
-        }
-        AddrSet {
-            v4: normalize(v4),
-            v6: normalize(v6),
-        }
-    }
-
-    fn minus(&self, other: &AddrSet) -> Self {
-        AddrSet {
-            v4: difference(&self.v4, &other.v4),
-            v6: difference(&self.v6, &other.v6),
-        }
-    }
-
-    #[cfg(test)]
-    fn contains(&self, ip: IpAddr) -> bool {
-        fn within<T: Key>(ranges: &[(T, T)], x: T) -> bool {
-            let i = ranges.partition_point(|r| r.0 <= x);
-            i > 0 && ranges.get(i - 1).is_some_and(|r| x <= r.1)
-        }
-        match ip.to_canonical() {
-            IpAddr::V4(a) => within(&self.v4, u32::from(a)),
-            IpAddr::V6(a) => within(&self.v6, u128::from(a)),
-        }
-    }
-}
-
-/// Non-overlapping segments (struct of arrays for the binary search), each labelled with the
-/// lowest-numbered rule covering it.
-#[derive(Debug, Clone)]
-struct Table<T> {
-    starts: Vec<T>,
-    ends: Vec<T>,
-    rules: Vec<u32>,
-}
-
-impl<T: Key> Table<T> {
-    /// Build from `(rule number, normalized ranges)`; where rules overlap the lower number wins.
-    fn build<'a>(rules: impl IntoIterator<Item = (u32, &'a [(T, T)])>) -> Self
-    where
-        T: 'a,
-    {
-        // Sweep over range boundaries, keeping the set of rules covering the current point.
-        let mut events: Vec<(T, bool, u32)> = Vec::new();
-        for (rule, ranges) in rules {
-            for &(start, end) in ranges {
-                events.push((start, true, rule));
-                if let Some(after) = end.succ() {
-                    events.push((after, false, rule));
-                }
-            }
-        }
-        events.sort_unstable();
-        let mut table = Table {
-            starts: Vec::new(),
-            ends: Vec::new(),
-            rules: Vec::new(),
-        };
-        let mut active = BTreeSet::new();
-        let mut i = 0;
-        while let Some(&(point, _, _)) = events.get(i) {
-            while let Some(&(p, is_start, rule)) = events.get(i) {
-                if p != point {
-                    break;
-                }
-                if is_start {
-                    active.insert(rule);
-                } else {
-                    active.remove(&rule);
-                }
-                i += 1;
-            }
-            let Some(&rule) = active.first() else {
-                continue;
-            };
-            let end = match events.get(i) {
-                Some(&(next, _, _)) => next.pred(),
-                None => Some(T::MAX),
-            };
-            if let Some(end) = end {
-                table.push(point, end, rule);
-            }
-        }
-        table
-    }
-
-    fn push(&mut self, start: T, end: T, rule: u32) {
-        if let (Some(last_end), Some(&last_rule)) = (self.ends.last_mut(), self.rules.last()) {
-            if last_rule == rule && last_end.succ() == Some(start) {
-                *last_end = end;
-                return;
-            }
-        }
-        self.starts.push(start);
-        self.ends.push(end);
-        self.rules.push(rule);
-    }
-
-    fn lookup(&self, x: T) -> Option<u32> {
-        let i = self.starts.partition_point(|&s| s <= x).checked_sub(1)?;
-        if *self.ends.get(i)? >= x {
-            self.rules.get(i).copied()
-        } else {
-            None
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.starts.len()
-    }
-}
-
-/// One list's tables (allow or deny).
-#[derive(Debug, Clone)]
-struct ListTable {
-    v4: Table<u32>,
-    v6: Table<u128>,
-    rule_count: usize,
-}
-
-impl ListTable {
-    fn build(rules: &[(u32, AddrSet)]) -> Self {
-        ListTable {
-            v4: Table::build(rules.iter().map(|(n, s)| (*n, s.v4.as_slice()))),
-            v6: Table::build(rules.iter().map(|(n, s)| (*n, s.v6.as_slice()))),
-            rule_count: rules.len(),
-        }
-    }
-
-    fn lookup(&self, ip: IpAddr) -> Option<u32> {
-        match ip {
-            IpAddr::V4(a) => self.v4.lookup(u32::from(a)),
-            IpAddr::V6(a) => self.v6.lookup(u128::from(a)),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.v4.len() == 0 && self.v6.len() == 0
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The policy
 // ---------------------------------------------------------------------------------------------
 
@@ -422,7 +177,7 @@ impl ClientPolicy {
         deny_cidrs: &str,
         allow_file: Option<(&Path, &str)>,
         deny_file: Option<(&Path, &str)>,
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Self, ClientPolicyError> {
         let mut labels = Vec::new();
         let mut skipped_lines = 0;
         let mut allow = Vec::new();
@@ -451,7 +206,7 @@ impl ClientPolicy {
             }
             for (label, set) in parsed {
                 let number = u32::try_from(labels.len()).map_err(|_| {
-                    PolicyError::new(format!("{setting}: more than {} rules", u32::MAX))
+                    ClientPolicyError::new(format!("{setting}: more than {} rules", u32::MAX))
                 })?;
                 labels.push(label);
                 rules.push((number, set));
@@ -467,7 +222,7 @@ impl ClientPolicy {
 
     /// The verdict for a client address (IPv4-mapped IPv6 is checked as IPv4).
     pub fn check(&self, ip: IpAddr) -> Decision {
-        let ip = ip.to_canonical();
+        let ip = canonical_ip(ip);
         if let Some(rule) = self.allow.lookup(ip) {
             return Decision::Allow {
                 rule: Some(self.label(rule)),
@@ -520,45 +275,50 @@ impl ClientPolicy {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-/// An IPv6 network inside `::ffff:0:0/96` as the IPv4 network it stands for.
-fn canonical_net(net: IpNet) -> IpNet {
-    if let IpNet::V6(n) = net {
-        if n.prefix_len() >= 96 {
-            if let Some(v4) = n.network().to_ipv4_mapped() {
-                if let Ok(v4net) = Ipv4Net::new(v4, n.prefix_len() - 96) {
-                    return IpNet::V4(v4net);
-                }
-            }
-        }
+/// `net`, or an error naming the network meant if it has host bits set; canonical (IPv4-mapped
+/// networks as IPv4).
+fn exact_net(net: IpNet, shown: &str) -> Result<IpNet, String> {
+    match net::exact(net) {
+        Ok(net) => Ok(canonical_net(net)),
+        Err(e) => Err(net_message(shown, &e)),
     }
-    net
 }
 
-/// `net`, or an error if it has host bits set.
-fn exact_net(net: IpNet, shown: &str) -> Result<IpNet, String> {
-    let network = net.trunc();
-    if network != net {
-        let fix = match network {
-            IpNet::V4(_) => network.to_string(),
-            IpNet::V6(n) => format!("[{}]/{}", n.network(), n.prefix_len()),
-        };
-        return Err(format!(
-            "{} has host bits set: use the network address {fix}",
-            quoted(shown)
-        ));
+fn canonical_net(net: IpNet) -> IpNet {
+    net::canonical_net(net, Nat64::Keep)
+}
+
+/// IPv4-mapped IPv6 (as a dual-stack listener reports IPv4 clients) is checked as IPv4.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    net::canonical_ip(ip, Compatible::Keep, Nat64::Keep)
+}
+
+/// User tokens in messages: 60 characters, `str::escape_debug`, `...` when cut.
+const QUOTING: Quoting = Quoting::new(60, Escape::Debug, true);
+
+/// The message for an entry that is not an exact network.
+fn net_message(entry: &str, e: &NetError) -> String {
+    let entry = quoted(entry);
+    match e {
+        NetError::UnbalancedBrackets => format!("{entry} has unbalanced brackets"),
+        NetError::NotCidr => format!("{entry} is not a CIDR (address/prefix length)"),
+        NetError::NotAddress => {
+            format!("{entry} is not an IP address or CIDR (host names are not supported)")
+        }
+        NetError::HostBits { network } => format!(
+            "{entry} has host bits set: use the network address {}",
+            net::net_text(*network, V6Form::AddrBracketed)
+        ),
     }
-    Ok(canonical_net(net))
 }
 
 /// Quote a user token for a message, cut to a sane length and with control characters escaped.
 fn quoted(token: &str) -> String {
-    let cut: String = token.chars().take(60).collect();
-    let more = if cut.len() < token.len() { "..." } else { "" };
-    format!("\"{}{more}\"", cut.escape_debug())
+    net::quoted(token, QUOTING)
 }
 
 /// `BASTION_ALLOW_CLIENTS` / `BASTION_DENY_CLIENTS`: one rule per entry.
-fn parse_cidr_list(setting: &str, list: &str) -> Result<Vec<(String, AddrSet)>, PolicyError> {
+fn parse_cidr_list(setting: &str, list: &str) -> Result<Vec<(String, AddrSet)>, ClientPolicyError> {
     let mut rules = Vec::new();
     if list.trim().is_empty() {
         return Ok(rules);
@@ -566,14 +326,14 @@ fn parse_cidr_list(setting: &str, list: &str) -> Result<Vec<(String, AddrSet)>, 
     for (i, raw) in list.split(',').enumerate() {
         let entry = raw.trim();
         if entry.is_empty() {
-            return Err(PolicyError::new(format!(
+            return Err(ClientPolicyError::new(format!(
                 "{setting}: entry {} is empty (two commas in a row, or a comma at the start or \
                  end) ({CIDR_FORMS})",
                 i + 1
             )));
         }
         let net = parse_cidr(entry).map_err(|why| {
-            PolicyError::new(format!("{setting}: entry {} {why} ({CIDR_FORMS})", i + 1))
+            ClientPolicyError::new(format!("{setting}: entry {} {why} ({CIDR_FORMS})", i + 1))
         })?;
         let shown = match net {
             IpNet::V4(_) => net.to_string(),
@@ -586,340 +346,10 @@ fn parse_cidr_list(setting: &str, list: &str) -> Result<Vec<(String, AddrSet)>, 
 
 /// A CIDR or bare IP, IPv6 optionally bracketed (`[fd00::]/8`, `[fd00::/8]`, `[fd00::1]`).
 fn parse_cidr(entry: &str) -> Result<IpNet, String> {
-    let plain = match entry.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((inner, "")) => inner.to_owned(),
-            Some((inner, len)) if len.starts_with('/') => format!("{inner}{len}"),
-            _ => return Err(format!("{} has unbalanced brackets", quoted(entry))),
-        },
-        None => entry.to_owned(),
-    };
-    if plain.contains('/') {
-        let net: IpNet = plain
-            .parse()
-            .map_err(|_| format!("{} is not a CIDR (address/prefix length)", quoted(entry)))?;
-        exact_net(net, entry)
-    } else {
-        let ip: IpAddr = plain.parse().map_err(|_| {
-            format!(
-                "{} is not an IP address or CIDR (host names are not supported)",
-                quoted(entry)
-            )
-        })?;
-        Ok(canonical_net(IpNet::from(ip)))
-    }
+    net::parse_net(entry, Brackets::Allowed)
+        .map(canonical_net)
+        .map_err(|e| net_message(entry, &e))
 }
-
-/// Parse a hosts_access file: the rules of the lines for this server, labelled
-/// `<path> line <n>`, and the number of lines skipped as being for other daemons.
-fn parse_hosts_file(
-    setting: &str,
-    path: &Path,
-    content: &str,
-) -> Result<(Vec<(String, AddrSet)>, usize), PolicyError> {
-    let mut rules = Vec::new();
-    let mut skipped = 0;
-    for (line_no, line) in logical_lines(content) {
-        let at = |problem: String| {
-            PolicyError::new(format!(
-                "{setting} {} line {line_no}: {problem}",
-                path.display()
-            ))
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_fields(&line);
-        let [daemon_field, rest @ ..] = fields.as_slice() else {
-            continue;
-        };
-        if rest.is_empty() {
-            return Err(at(format!(
-                "{} has no ':' between the daemon list and the client list (expected e.g. \
-                 `bastion: 10.0.0.0/8`)",
-                quoted(line.trim())
-            )));
-        }
-        if !is_for_us(daemon_field).map_err(&at)? {
-            skipped += 1;
-            continue;
-        }
-        let [client_field] = rest else {
-            return Err(at(format!(
-                "a third ':' field is not supported (no options or shell commands); IPv6 \
-                 addresses go in brackets, e.g. [fd00::]/8, in {}",
-                quoted(line.trim())
-            )));
-        };
-        let set = client_list(client_field).map_err(|why| at(format!("{why}; {CLIENT_FORMS}")))?;
-        rules.push((format!("{} line {line_no}", path.display()), set));
-    }
-    Ok((rules, skipped))
-}
-
-/// Physical lines joined at `\` continuations, with `#` comments removed; each with the number
-/// of its first physical line.
-fn logical_lines(content: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut pending: Option<(usize, String)> = None;
-    for (i, raw) in content.lines().enumerate() {
-        let code = raw.split_once('#').map_or(raw, |(before, _)| before);
-        let (first, mut text) = pending.take().unwrap_or((i + 1, String::new()));
-        match code.trim_end().strip_suffix('\\') {
-            Some(body) => {
-                text.push_str(body);
-                text.push(' ');
-                pending = Some((first, text));
-            }
-            None => {
-                text.push_str(code);
-                out.push((first, text));
-            }
-        }
-    }
-    out.extend(pending);
-    out
-}
-
-/// Split at ':' outside `[...]` (IPv6 addresses contain ':').
-fn split_fields(line: &str) -> Vec<&str> {
-    let mut fields = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in line.char_indices() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => {
-                fields.push(&line[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    fields.push(&line[start..]);
-    fields
-}
-
-/// List items are separated by commas and/or blanks.
-fn tokens(list: &str) -> Vec<&str> {
-    list.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// Does this daemon list select this server? Errors for forms that cannot be decided.
-fn is_for_us(field: &str) -> Result<bool, String> {
-    let toks = tokens(field);
-    if toks.is_empty() {
-        return Err(format!("empty daemon list before ':'; {DAEMON_FORMS}"));
-    }
-    let mut ours = false;
-    for tok in toks {
-        let upper = tok.to_ascii_uppercase();
-        let name = tok.split('@').next().unwrap_or(tok);
-        let names_us = name.eq_ignore_ascii_case("ALL")
-            || DAEMON_NAMES.iter().any(|d| name.eq_ignore_ascii_case(d));
-        if upper == "EXCEPT" {
-            return Err(format!(
-                "EXCEPT in the daemon list is not supported; {DAEMON_FORMS}"
-            ));
-        }
-        if matches!(upper.as_str(), "LOCAL" | "KNOWN" | "UNKNOWN" | "PARANOID") {
-            return Err(format!(
-                "wildcard {tok} in the daemon list is not supported; {DAEMON_FORMS}"
-            ));
-        }
-        if tok.contains(['*', '?']) {
-            return Err(format!(
-                "daemon pattern {} with wildcards is not supported; {DAEMON_FORMS}",
-                quoted(tok)
-            ));
-        }
-        if names_us && tok.contains('@') {
-            return Err(format!(
-                "daemon@host pattern {} is not supported; {DAEMON_FORMS}",
-                quoted(tok)
-            ));
-        }
-        if names_us {
-            ours = true;
-        } else if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
-        {
-            return Err(format!(
-                "{} is not a daemon name; {DAEMON_FORMS}",
-                quoted(tok)
-            ));
-        }
-    }
-    Ok(ours)
-}
-
-/// A client list with EXCEPT: `a EXCEPT b EXCEPT c` = a minus (b minus c).
-fn client_list(field: &str) -> Result<AddrSet, String> {
-    let toks = tokens(field);
-    if toks.is_empty() {
-        return Err("empty client list after ':'".to_owned());
-    }
-    let mut groups: Vec<Vec<&str>> = vec![Vec::new()];
-    for tok in toks {
-        if tok.eq_ignore_ascii_case("EXCEPT") {
-            groups.push(Vec::new());
-        } else if let Some(group) = groups.last_mut() {
-            group.push(tok);
-        }
-    }
-    let mut sets = Vec::with_capacity(groups.len());
-    for (i, group) in groups.iter().enumerate() {
-        if group.is_empty() {
-            return Err(if i == 0 {
-                "EXCEPT with no client pattern before it".to_owned()
-            } else {
-                "EXCEPT with no client pattern after it".to_owned()
-            });
-        }
-        let parts = group
-            .iter()
-            .map(|tok| client_pattern(tok))
-            .collect::<Result<Vec<_>, _>>()?;
-        sets.push(AddrSet::union(parts));
-    }
-    let mut result = sets.pop().unwrap_or_default();
-    while let Some(outer) = sets.pop() {
-        result = outer.minus(&result);
-    }
-    Ok(result)
-}
-
-/// One client pattern.
-fn client_pattern(tok: &str) -> Result<AddrSet, String> {
-    let upper = tok.to_ascii_uppercase();
-    if upper == "ALL" {
-        return Ok(AddrSet::all());
-    }
-    let unsupported = |what: &str| Err(format!("client pattern {} {what}", quoted(tok)));
-    if matches!(upper.as_str(), "LOCAL" | "KNOWN" | "UNKNOWN" | "PARANOID") {
-        return unsupported("is a wildcard that needs host name lookups, which are not supported");
-    }
-    if tok.starts_with('@') {
-        return unsupported("is a NIS netgroup, which is not supported");
-    }
-    if tok.starts_with('/') {
-        return unsupported("is a file of patterns, which is not supported");
-    }
-    if tok.contains(['*', '?']) {
-        return unsupported("has wildcards, which are not supported");
-    }
-    if tok.contains('@') {
-        return unsupported("is a user@host pattern, which is not supported");
-    }
-    if tok.starts_with('.') {
-        return unsupported("is a domain suffix; host names are not supported");
-    }
-    if let Some(inner) = tok.strip_prefix('[') {
-        return ipv6_pattern(tok, inner).map(|net| AddrSet::from_nets([net]));
-    }
-    if !tok
-        .chars()
-        .all(|c| c.is_ascii_digit() || c == '.' || c == '/')
-    {
-        return unsupported(
-            "is not an address pattern (host names are not supported; IPv6 goes in brackets)",
-        );
-    }
-    ipv4_pattern(tok).map(|net| AddrSet::from_nets([IpNet::V4(net)]))
-}
-
-/// `[v6]` or `[v6]/len` (`inner` is after the `[`).
-fn ipv6_pattern(tok: &str, inner: &str) -> Result<IpNet, String> {
-    let Some((addr, after)) = inner.split_once(']') else {
-        return Err(format!("client pattern {} has no closing ']'", quoted(tok)));
-    };
-    if addr.contains('/') {
-        return Err(format!(
-            "client pattern {}: put the prefix length after the bracket, e.g. [fd00::]/8",
-            quoted(tok)
-        ));
-    }
-    let ip: Ipv6Addr = addr
-        .parse()
-        .map_err(|_| format!("client pattern {}: not an IPv6 address", quoted(tok)))?;
-    let len = match after {
-        "" => 128,
-        _ => after
-            .strip_prefix('/')
-            .and_then(parse_len)
-            .filter(|&l| l <= 128)
-            .ok_or_else(|| {
-                format!(
-                    "client pattern {}: expected [address] or [address]/0..128",
-                    quoted(tok)
-                )
-            })?,
-    };
-    let net = Ipv6Net::new(ip, len).map_err(|e| format!("client pattern {}: {e}", quoted(tok)))?;
-    exact_net(IpNet::V6(net), tok)
-}
-
-/// `a.b.c.d`, `a.b.c.` (prefix), `a.b.c.d/len`, `a.b.c.d/m.m.m.m`.
-fn ipv4_pattern(tok: &str) -> Result<Ipv4Net, String> {
-    let bad = |what: &str| format!("client pattern {} {what}", quoted(tok));
-    let net = if let Some((addr, mask)) = tok.split_once('/') {
-        let ip: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| bad("does not start with an IPv4 address"))?;
-        let len = if mask.contains('.') {
-            let m = u32::from(
-                mask.parse::<Ipv4Addr>()
-                    .map_err(|_| bad("has an invalid netmask"))?,
-            );
-            if m.leading_ones() + m.trailing_zeros() != 32 {
-                return Err(bad("has a netmask that is not contiguous"));
-            }
-            u8::try_from(m.leading_ones()).map_err(|_| bad("has an invalid netmask"))?
-        } else {
-            parse_len(mask)
-                .filter(|&l| l <= 32)
-                .ok_or_else(|| bad("has an invalid prefix length (0..32)"))?
-        };
-        Ipv4Net::new(ip, len).map_err(|e| bad(&e.to_string()))?
-    } else if let Some(prefix) = tok.strip_suffix('.') {
-        let mut octets = [0u8; 4];
-        let parts: Vec<&str> = prefix.split('.').collect();
-        if parts.len() > 3 {
-            return Err(bad("has too many octets for a prefix (a., a.b. or a.b.c.)"));
-        }
-        for (slot, part) in octets.iter_mut().zip(&parts) {
-            *slot = parse_octet(part).ok_or_else(|| bad("has an invalid octet"))?;
-        }
-        let len = u8::try_from(parts.len() * 8).map_err(|_| bad("is too long"))?;
-        Ipv4Net::new(Ipv4Addr::from(octets), len).map_err(|e| bad(&e.to_string()))?
-    } else {
-        let ip: Ipv4Addr = tok.parse().map_err(|_| bad("is not an IPv4 address"))?;
-        Ipv4Net::from(ip)
-    };
-    match exact_net(IpNet::V4(net), tok)? {
-        IpNet::V4(n) => Ok(n),
-        IpNet::V6(_) => Err(bad("is not IPv4")),
-    }
-}
-
-/// A decimal prefix length (digits only, no sign or leading zeros beyond "0").
-fn parse_len(s: &str) -> Option<u8> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// A decimal octet 0..255 without leading zeros.
-fn parse_octet(s: &str) -> Option<u8> {
-    parse_len(s)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Live reload
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::net::{self, Brackets, Compatible, Escape, Nat64, NetError, Quoting, V6Form};
+
 /// The setting this module parses; named in every configuration error.
 const SETTING: &str = "BASTION_PERMIT_OPEN";
 
@@ -230,13 +232,13 @@ pub struct DestinationPolicy {
 impl DestinationPolicy {
     /// Parse the comma-separated rule list (BASTION_PERMIT_OPEN). Empty/whitespace-only =>
     /// default policy (private ranges on any port).
-    pub fn parse(spec: &str) -> Result<DestinationPolicy, PolicyError> {
+    pub fn parse(spec: &str) -> Result<DestinationPolicy, DestinationRuleError> {
         let mut rules = Vec::new();
         if !spec.trim().is_empty() {
             for (i, raw) in spec.split(',').enumerate() {
                 let entry = raw.trim();
                 if entry.is_empty() {
-                    return Err(PolicyError {
+                    return Err(DestinationRuleError {
                         message: format!(
                             "{SETTING}: entry {} is empty (two commas in a row, or a comma at \
                              the start or end): remove it ({FORMS})",
@@ -435,12 +437,11 @@ enum Requested {
 /// Classify a requested host: an IP literal (optionally in brackets) or a plausible DNS name.
 fn classify(host: &str) -> Result<Requested, &'static str> {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner
-            .parse::<IpAddr>()
+        return net::parse_ip(inner)
             .map(Requested::Literal)
-            .map_err(|_| "brackets hold only an IP address");
+            .ok_or("brackets hold only an IP address");
     }
-    if let Ok(ip) = host.parse::<IpAddr>() {
+    if let Some(ip) = net::parse_ip(host) {
         return Ok(Requested::Literal(ip));
     }
     normalize_name(host).map(Requested::Name)
@@ -487,46 +488,18 @@ fn normalize_name(name: &str) -> Result<String, &'static str> {
 /// IPv4-compatible (`::a.b.c.d`) and NAT64 well-known-prefix (`64:ff9b::a.b.c.d`) addresses
 /// are checked as that IPv4 address. `::` and `::1` stay IPv6 (unspecified, loopback).
 fn canonical(ip: IpAddr) -> IpAddr {
-    let IpAddr::V6(a) = ip else { return ip };
-    if a.is_unspecified() || a.is_loopback() {
-        return ip;
-    }
-    if let Some(v4) = a.to_ipv4() {
-        return IpAddr::V4(v4);
-    }
-    if has_embedded_v4(&a) {
-        return IpAddr::V4(low_v4(&a));
-    }
-    ip
-}
-
-/// Is `a` in a /96 whose addresses stand for an IPv4 address (IPv4-mapped or NAT64)?
-fn has_embedded_v4(a: &Ipv6Addr) -> bool {
-    let s = a.segments();
-    s[..6] == [0, 0, 0, 0, 0, 0xffff] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
-}
-
-fn low_v4(a: &Ipv6Addr) -> Ipv4Addr {
-    let o = a.octets();
-    Ipv4Addr::new(o[12], o[13], o[14], o[15])
+    net::canonical_ip(ip, Compatible::AsIpv4, Nat64::AsIpv4)
 }
 
 /// Rule networks in IPv4-mapped or NAT64 space become the IPv4 network they stand for, so they
-/// match the canonical addresses they are compared with.
+/// match the canonical addresses they are compared with. (IPv4-compatible networks stay
+/// IPv6: see [`net`].)
 fn canonical_net(net: IpNet) -> IpNet {
-    if let IpNet::V6(n) = net {
-        if n.prefix_len() >= 96 && has_embedded_v4(&n.network()) {
-            let len = n.prefix_len() - 96;
-            if let Ok(v4net) = ipnet::Ipv4Net::new(low_v4(&n.network()), len) {
-                return IpNet::V4(v4net);
-            }
-        }
-    }
-    net
+    net::canonical_net(net, Nat64::AsIpv4)
 }
 
-fn rule_error(entry: &str, problem: &str, fix: &str) -> PolicyError {
-    PolicyError {
+fn rule_error(entry: &str, problem: &str, fix: &str) -> DestinationRuleError {
+    DestinationRuleError {
         message: format!(
             "{SETTING}: rule {} {problem}: {fix} ({FORMS})",
             quoted_max(entry, 100)
@@ -534,7 +507,7 @@ fn rule_error(entry: &str, problem: &str, fix: &str) -> PolicyError {
     }
 }
 
-fn parse_rule(entry: &str) -> Result<Rule, PolicyError> {
+fn parse_rule(entry: &str) -> Result<Rule, DestinationRuleError> {
     const BRACKETS: &str = "put IPv6 addresses and networks in brackets, e.g. [fd00::1]:5432 \
                             or [fd00::/8]:*";
     let (host, bracketed, port) = if let Some(rest) = entry.strip_prefix('[') {
@@ -582,7 +555,7 @@ fn parse_rule(entry: &str) -> Result<Rule, PolicyError> {
     Ok(Rule { target, ports })
 }
 
-fn parse_ports(entry: &str, port: &str) -> Result<Ports, PolicyError> {
+fn parse_ports(entry: &str, port: &str) -> Result<Ports, DestinationRuleError> {
     const FIX: &str = "use a number 1-65535 or *";
     if port == "*" {
         return Ok(Ports::Any);
@@ -606,7 +579,7 @@ fn parse_ports(entry: &str, port: &str) -> Result<Ports, PolicyError> {
     }
 }
 
-fn parse_target(entry: &str, host: &str, bracketed: bool) -> Result<Target, PolicyError> {
+fn parse_target(entry: &str, host: &str, bracketed: bool) -> Result<Target, DestinationRuleError> {
     if host.is_empty() {
         return Err(rule_error(
             entry,
@@ -615,28 +588,24 @@ fn parse_target(entry: &str, host: &str, bracketed: bool) -> Result<Target, Poli
         ));
     }
     if host.contains('/') {
-        let Ok(net) = host.parse::<IpNet>() else {
-            return Err(rule_error(
+        return match net::parse_net(host, Brackets::Rejected) {
+            Ok(net) => Ok(Target::Net(canonical_net(net))),
+            Err(NetError::HostBits { network }) => Err(rule_error(
+                entry,
+                &format!("has host bits set in {}", quoted(host)),
+                &format!(
+                    "use the network address {}",
+                    net::net_text(network, V6Form::WholeBracketed)
+                ),
+            )),
+            Err(_) => Err(rule_error(
                 entry,
                 &format!("has an invalid CIDR {}", quoted(host)),
                 "use a network address and prefix length, e.g. 10.0.0.0/16:5432 or [fd00::/8]:*",
-            ));
+            )),
         };
-        let network = net.trunc();
-        if network != net {
-            let shown = match network {
-                IpNet::V4(_) => network.to_string(),
-                IpNet::V6(_) => format!("[{network}]"),
-            };
-            return Err(rule_error(
-                entry,
-                &format!("has host bits set in {}", quoted(host)),
-                &format!("use the network address {shown}"),
-            ));
-        }
-        return Ok(Target::Net(canonical_net(net)));
     }
-    if let Ok(ip) = host.parse::<IpAddr>() {
+    if let Some(ip) = net::parse_ip(host) {
         return Ok(Target::Addr(canonical(ip)));
     }
     if bracketed {
@@ -760,34 +729,21 @@ impl Subject<'_> {
 
 /// A client-supplied host, made printable and short.
 fn shown(host: &str) -> String {
-    shown_max(host, SHOWN_HOST_MAX)
-}
-
-fn shown_max(s: &str, max: usize) -> String {
-    // ASCII control characters become '?'; other characters outside printable ASCII are kept
-    // if printable and escaped (\u{...}) if not, so a message cannot reshape a log line.
-    let mut out = String::new();
-    for c in s.chars().take(max) {
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else if c.is_ascii() {
-            out.push('?');
-        } else {
-            out.extend(c.escape_debug());
-        }
-    }
-    if s.chars().count() > max {
-        out.push_str("...");
-    }
-    out
+    net::shown(host, printable(SHOWN_HOST_MAX))
 }
 
 fn quoted(s: &str) -> String {
-    format!("\"{}\"", shown(s))
+    net::quoted(s, printable(SHOWN_HOST_MAX))
 }
 
 fn quoted_max(s: &str, max: usize) -> String {
-    format!("\"{}\"", shown_max(s, max))
+    net::quoted(s, printable(max))
+}
+
+/// ASCII control characters become '?'; other characters outside printable ASCII are kept if
+/// printable and escaped (\u{...}) if not, so a message cannot reshape a log line.
+const fn printable(max: usize) -> Quoting {
+    Quoting::new(max, Escape::Printable, true)
 }
 
 /// Why a tunnel request was refused; the text goes back to the client.
@@ -817,17 +773,17 @@ impl fmt::Display for Refusal {
 
 /// A malformed `BASTION_PERMIT_OPEN`: names the offending rule and says how to fix it.
 #[derive(Debug)]
-pub struct PolicyError {
+pub struct DestinationRuleError {
     message: String,
 }
 
-impl fmt::Display for PolicyError {
+impl fmt::Display for DestinationRuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for PolicyError {}
+impl std::error::Error for DestinationRuleError {}
 
 #[cfg(test)]
 mod tests;

@@ -21,16 +21,19 @@
 //!   remote forwarding have no effect on a forward-only server; they are listed in
 //!   [`KeyRestrictions::ignored`].
 //!
-//! Calendar arithmetic (days from civil date and back) is done by hand, without a date
-//! crate; all times are unix seconds, UTC.
+//! All times are unix seconds, UTC; the calendar is the `time` crate's (see [`expiry_time`]).
+
+mod expiry_time;
+
+pub use expiry_time::{format_utc, parse_expiry_time};
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
 use crate::authorized_keys::KeyOption;
+use crate::net::{self, Brackets, Compatible, Nat64, NetError};
 
 /// sshd caps `permitopen`/`permitlisten` at this many entries per line.
 const PERMIT_MAX: usize = 4096;
@@ -292,43 +295,24 @@ fn parse_principals(v: &str) -> Result<Vec<String>, String> {
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
 /// clients) as the IPv4 address; anything else unchanged.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    net::canonical_ip(ip, Compatible::Keep, Nat64::Keep)
 }
 
 /// Parse one address-or-CIDR entry as sshd's `addr_pton_cidr` does: a bare address is a /32
 /// or /128, and a network with bits set below its prefix ("10.0.0.1/8") is an error
 /// (sshd: "inconsistent mask length"). IPv4-mapped IPv6 networks become IPv4 networks, so
-/// they match clients as [`canonical_ip`] reports them.
+/// they match clients as [`canonical_ip`] reports them. No brackets (sshd syntax).
 pub fn parse_addr_or_cidr(s: &str) -> Result<IpNet, String> {
-    let net = if s.contains('/') {
-        let net = IpNet::from_str(s)
-            .map_err(|_| format!("\"{s}\" is not a valid address/prefix-length"))?;
-        if net.trunc() != net {
-            return Err(format!(
-                "\"{s}\" has bits set beyond its prefix length (did you mean {}?)",
-                net.trunc()
-            ));
+    match net::parse_net(s, Brackets::Rejected) {
+        Ok(n) => Ok(net::canonical_net(n, Nat64::Keep)),
+        Err(NetError::HostBits { network }) => Err(format!(
+            "\"{s}\" has bits set beyond its prefix length (did you mean {network}?)"
+        )),
+        Err(NetError::NotCidr | NetError::UnbalancedBrackets) => {
+            Err(format!("\"{s}\" is not a valid address/prefix-length"))
         }
-        net
-    } else {
-        let addr = IpAddr::from_str(s).map_err(|_| format!("\"{s}\" is not a valid IP address"))?;
-        IpNet::from(addr)
-    };
-    Ok(canonical_net(net))
-}
-
-fn canonical_net(net: IpNet) -> IpNet {
-    if let IpNet::V6(v6) = net {
-        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
-            if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
-                return IpNet::V4(n);
-            }
-        }
+        Err(NetError::NotAddress) => Err(format!("\"{s}\" is not a valid IP address")),
     }
-    net
 }
 
 /// A `from=` pattern list with sshd semantics: comma-separated patterns, each optionally
@@ -403,8 +387,8 @@ impl PatternList {
                     ));
                 }
                 Matcher::Net(parse_addr_or_cidr(text)?)
-            } else if let Ok(addr) = IpAddr::from_str(text) {
-                Matcher::Net(canonical_net(IpNet::from(addr)))
+            } else if let Some(addr) = net::parse_ip(text) {
+                Matcher::Net(net::canonical_net(IpNet::from(addr), Nat64::Keep))
             } else {
                 let lower = text.to_ascii_lowercase();
                 let wildcard = lower.contains(['*', '?']);
@@ -571,8 +555,8 @@ impl PermitOpen {
             return true;
         }
         matches!(
-            (IpAddr::from_str(&self.host), IpAddr::from_str(host)),
-            (Ok(a), Ok(b)) if a == b
+            (net::parse_ip(&self.host), net::parse_ip(host)),
+            (Some(a), Some(b)) if a == b
         )
     }
 }
@@ -611,131 +595,6 @@ impl fmt::Display for PermitOpen {
             None => f.write_str(":*"),
         }
     }
-}
-
-/// Parse an `expiry-time` as sshd's `parse_absolute_time`: `YYYYMMDD`, `YYYYMMDDHHMM` or
-/// `YYYYMMDDHHMMSS`, optionally followed by `Z` or `UTC` (case-insensitive). Returns unix
-/// seconds.
-///
-/// sshd reads a time without `Z` as the server's local time; this server runs in UTC
-/// containers and reads every time as UTC. A date-only time means its first second
-/// (00:00:00). Ranges are validated (month 1-12, day within the month, hour 0-23,
-/// minute and second 0-59); years before 1970 are refused, and so is the epoch itself
-/// (sshd treats 0 as "invalid expires time").
-pub fn parse_expiry_time(s: &str) -> Result<u64, String> {
-    let digits = if let Some(d) = s.strip_suffix(['Z', 'z']) {
-        d
-    } else if s.len() > 3
-        && s.is_char_boundary(s.len() - 3)
-        && s[s.len() - 3..].eq_ignore_ascii_case("utc")
-    {
-        &s[..s.len() - 3]
-    } else {
-        s
-    };
-    if !digits.bytes().all(|b| b.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
-        return Err(
-            "expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z \
-             (all times are UTC)"
-                .into(),
-        );
-    }
-    let field = |range: std::ops::Range<usize>| -> u32 {
-        digits
-            .get(range)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or_default()
-    };
-    let (year, month, day) = (field(0..4), field(4..6), field(6..8));
-    let (hour, minute, second) = match digits.len() {
-        8 => (0, 0, 0),
-        12 => (field(8..10), field(10..12), 0),
-        _ => (field(8..10), field(10..12), field(12..14)),
-    };
-    if year < 1970 {
-        return Err(format!("year {year} is before 1970"));
-    }
-    if !(1..=12).contains(&month) {
-        return Err(format!("month {month:02} is not 01-12"));
-    }
-    let last = days_in_month(year, month);
-    if day < 1 || day > last {
-        return Err(format!(
-            "day {day:02} does not exist in {year:04}-{month:02} (which has {last} days)"
-        ));
-    }
-    if hour > 23 {
-        return Err(format!("hour {hour:02} is not 00-23"));
-    }
-    if minute > 59 {
-        return Err(format!("minute {minute:02} is not 00-59"));
-    }
-    if second > 59 {
-        return Err(format!("second {second:02} is not 00-59"));
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    match u64::try_from(secs) {
-        Ok(0) | Err(_) => {
-            Err("the time is the unix epoch itself, which sshd treats as invalid".into())
-        }
-        Ok(t) => Ok(t),
-    }
-}
-
-/// Length of a month, as the distance to the first of the next month.
-fn days_in_month(year: u32, month: u32) -> u32 {
-    let (y, m) = (i64::from(year), month);
-    let next = if m == 12 {
-        days_from_civil(y + 1, 1, 1)
-    } else {
-        days_from_civil(y, m + 1, 1)
-    };
-    u32::try_from(next - days_from_civil(y, m, 1)).unwrap_or(31)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400); // [0, 399]
-    let mp = (m + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`]: (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let day = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are within their small ranges by construction.
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp, e.g. `2026-01-01T00:00:00Z`.
-pub fn format_utc(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

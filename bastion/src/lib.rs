@@ -30,6 +30,7 @@ pub mod flow;
 pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
+pub mod net;
 pub mod proxy_header;
 pub mod server;
 pub mod session;

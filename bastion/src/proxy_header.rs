@@ -47,6 +47,8 @@ use ipnet::IpNet;
 use ppp::v2::{Addresses as V2Addresses, Command as V2Command, Protocol as V2Protocol};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use crate::net::{self, Brackets, Compatible, Escape, Nat64, Quoting};
+
 /// The setting that selects the [`ProxyMode`]; named in its parse errors.
 pub const MODE_SETTING: &str = "BASTION_PROXY_PROTOCOL";
 
@@ -248,9 +250,9 @@ impl ProxyConfig {
             }
             nets.push(parse_net(entry).map_err(|why| {
                 format!(
-                    "{TRUSTED_SETTING}: entry {} {:?} {why} ({EXAMPLE})",
+                    "{TRUSTED_SETTING}: entry {} {} {why} ({EXAMPLE})",
                     i + 1,
-                    entry.chars().take(60).collect::<String>()
+                    net::quoted(entry, Quoting::new(60, Escape::DebugFmt, false))
                 )
             })?);
         }
@@ -259,7 +261,7 @@ impl ProxyConfig {
 
     /// Is this socket peer a trusted proxy?
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
-        let canonical = peer.to_canonical();
+        let canonical = canonical_ip(peer);
         self.trusted
             .iter()
             .any(|n| n.contains(&canonical) || n.contains(&peer))
@@ -268,43 +270,14 @@ impl ProxyConfig {
 
 /// One CIDR or bare IP, optionally bracketed; IPv4-mapped IPv6 networks become IPv4.
 fn parse_net(entry: &str) -> Result<IpNet, String> {
-    let unbracketed = match entry.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((addr, "")) => addr.to_owned(),
-            Some((addr, len)) if len.starts_with('/') => format!("{addr}{len}"),
-            _ => return Err("has unbalanced brackets".to_owned()),
-        },
-        None => entry.to_owned(),
-    };
-    let net = if unbracketed.contains('/') {
-        let net: IpNet = unbracketed
-            .parse()
-            .map_err(|_| "is not a CIDR (address/prefix length)".to_owned())?;
-        if net.trunc() != net {
-            return Err(format!("has host bits set: use {}", net.trunc()));
-        }
-        net
-    } else {
-        let ip: IpAddr = unbracketed
-            .parse()
-            .map_err(|_| "is not an IP address or CIDR".to_owned())?;
-        IpNet::from(ip)
-    };
-    Ok(canonical_net(net))
+    net::parse_net(entry, Brackets::Allowed)
+        .map(|n| net::canonical_net(n, Nat64::Keep))
+        .map_err(|e| e.to_string())
 }
 
-/// An IPv6 network inside `::ffff:0:0/96` as the IPv4 network it stands for.
-fn canonical_net(net: IpNet) -> IpNet {
-    if let IpNet::V6(n) = net {
-        if n.prefix_len() >= 96 {
-            if let Some(v4) = n.network().to_ipv4_mapped() {
-                if let Ok(v4net) = ipnet::Ipv4Net::new(v4, n.prefix_len() - 96) {
-                    return IpNet::V4(v4net);
-                }
-            }
-        }
-    }
-    net
+/// IPv4-mapped IPv6 peers (a dual-stack listener's IPv4 clients) as IPv4.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    net::canonical_ip(ip, Compatible::Keep, Nat64::Keep)
 }
 
 /// Read the PROXY header (if any) from `stream` according to `cfg`, given the socket peer.
@@ -321,7 +294,7 @@ pub async fn read_header<S: AsyncRead + Unpin>(
     if cfg.mode == ProxyMode::Off {
         return Ok((Outcome::NoHeader, Vec::new()));
     }
-    let peer_ip = peer.ip().to_canonical();
+    let peer_ip = canonical_ip(peer.ip());
     let trust = if cfg.is_trusted(peer.ip()) {
         Trust::Full
     } else if peer_ip.is_loopback() {

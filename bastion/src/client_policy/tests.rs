@@ -1,6 +1,8 @@
 use super::*;
+use ipnet::{Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 use std::io::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
