@@ -1,5 +1,6 @@
-//! Enforcement of `authorized_keys` key options: turns the raw options that
-//! [`crate::authorized_keys`] tokenizes into [`KeyRestrictions`] (source-address patterns,
+//! Enforcement of `authorized_keys` key options: tokenizes a line's option list
+//! ([`parse_options`], for [`crate::authorized_keys`]) and turns the options into
+//! [`KeyRestrictions`] (source-address patterns,
 //! `permitopen` destinations, `expiry-time`, port-forwarding flags, `cert-authority` and
 //! `principals`), and answers the questions asked at login and at each tunnel request.
 //!
@@ -24,15 +25,16 @@
 //! All times are unix seconds, UTC; the calendar is the `time` crate's (see [`expiry_time`]).
 
 mod expiry_time;
+mod tokenizer;
 
 pub use expiry_time::{format_utc, parse_expiry_time};
+pub use tokenizer::{parse_options, truncate, KeyOption};
 
 use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::authorized_keys::KeyOption;
 use crate::net::{self, Brackets, Compatible, Nat64, NetError};
 
 /// sshd caps `permitopen`/`permitlisten` at this many entries per line.

@@ -112,3 +112,24 @@ fn empty_and_missing_lists_are_errors() {
         "{e}"
     );
 }
+
+// Moved from key_options' tests: the key-type check is authorized_keys' own.
+#[test]
+fn lines_sshd_rejects_fail_in_the_tokenizer() {
+    let bad = [
+        ("from=\"10.0.0.1 ", "unterminated"),
+        ("from=10.0.0.1", "double-quoted"),
+        ("from", "needs a value"),
+        ("permitopen", "needs a value"),
+        ("expiry-time", "needs a value"),
+        ("principals,cert-authority", "needs a value"),
+        ("restrict=\"yes\"", "takes no value"),
+        ("no-such-option", "unknown option"),
+        ("from=\"10.0.0.1\" ,no-pty", "expected a key type"),
+        ("no-pty,,restrict", "expected an option name"),
+    ];
+    for (options, why) in bad {
+        let e = parse_line(&format!("{options} {KEY}"), 1).unwrap_err();
+        assert!(e.contains(why), "{options}: {e}");
+    }
+}
