@@ -25,9 +25,11 @@
 //! All times are unix seconds, UTC; the calendar is the `time` crate's (see [`expiry_time`]).
 
 mod expiry_time;
+mod permit_open;
 mod tokenizer;
 
 pub use expiry_time::{format_utc, parse_expiry_time};
+pub use permit_open::PermitOpen;
 pub use tokenizer::{parse_options, truncate, KeyOption};
 
 use std::fmt;
@@ -144,15 +146,7 @@ impl KeyRestrictions {
                 ("restrict", None) | ("no-port-forwarding", None) => r.port_forwarding = false,
                 ("port-forwarding", None) => r.port_forwarding = true,
                 ("cert-authority", None) => r.cert_authority = true,
-                ("from", Some(v)) => {
-                    if r.from.is_some() {
-                        return Err("multiple from= options on one line (sshd refuses them)".into());
-                    }
-                    let list = PatternList::parse(v).map_err(|e| format!("from=\"{v}\": {e}"))?;
-                    r.warnings
-                        .extend(list.warnings().iter().map(|w| format!("from=\"{v}\": {w}")));
-                    r.from = Some(list);
-                }
+                ("from", Some(v)) => r.set_from(v)?,
                 ("permitopen", Some(v)) => {
                     if r.permit_open.len() >= PERMIT_MAX {
                         return Err(format!(
@@ -185,19 +179,7 @@ impl KeyRestrictions {
                             .into(),
                     )
                 }
-                (n, _) if NO_EFFECT.contains(&n) => {
-                    if n == "command" {
-                        if seen_command {
-                            return Err(
-                                "multiple command= options on one line (sshd refuses them)".into(),
-                            );
-                        }
-                        seen_command = true;
-                    }
-                    if !r.ignored.iter().any(|i| i == n) {
-                        r.ignored.push(n.to_owned());
-                    }
-                }
+                (n, _) if NO_EFFECT.contains(&n) => r.ignore(n, &mut seen_command)?,
                 (n, _) => {
                     return Err(format!(
                         "unknown option \"{n}\" (see sshd(8) AUTHORIZED_KEYS FILE FORMAT)"
@@ -213,6 +195,33 @@ impl KeyRestrictions {
             );
         }
         Ok(r)
+    }
+
+    /// `from="v"`: at most once per line, as sshd.
+    fn set_from(&mut self, v: &str) -> Result<(), String> {
+        if self.from.is_some() {
+            return Err("multiple from= options on one line (sshd refuses them)".into());
+        }
+        let list = PatternList::parse(v).map_err(|e| format!("from=\"{v}\": {e}"))?;
+        self.warnings
+            .extend(list.warnings().iter().map(|w| format!("from=\"{v}\": {w}")));
+        self.from = Some(list);
+        Ok(())
+    }
+
+    /// An option with no effect here: listed once in `ignored`; `command=` at most once per
+    /// line, as sshd.
+    fn ignore(&mut self, n: &str, seen_command: &mut bool) -> Result<(), String> {
+        if n == "command" {
+            if *seen_command {
+                return Err("multiple command= options on one line (sshd refuses them)".into());
+            }
+            *seen_command = true;
+        }
+        if !self.ignored.iter().any(|i| i == n) {
+            self.ignored.push(n.to_owned());
+        }
+        Ok(())
     }
 
     /// Is the key usable now from this client address? `Err(reason)` for the audit log.
@@ -489,114 +498,6 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
         }
     }
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
-/// One `permitopen="host:port"` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermitOpen {
-    /// Without brackets; `*` means any host (as sshd's `FWD_PERMIT_ANY_HOST`).
-    pub host: String,
-    /// `None` = `*` (any port).
-    pub port: Option<u16>,
-}
-
-impl PermitOpen {
-    /// Parse `host:port`, `[v6addr]:port`, or with `*` as the port. Like sshd's `hpdelim2`,
-    /// `host/port` is accepted too. The port must be 1-65535 or `*`.
-    pub fn parse(s: &str) -> Result<PermitOpen, String> {
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("contains whitespace; expected host:port, e.g. db.internal:5432".into());
-        }
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or("unterminated \"[\": write IPv6 addresses as [2001:db8::1]:22")?;
-            let port = after
-                .strip_prefix(':')
-                .or_else(|| after.strip_prefix('/'))
-                .ok_or_else(|| {
-                    if after.is_empty() {
-                        "missing port: expected [address]:port".to_owned()
-                    } else {
-                        format!("unexpected \"{after}\" after \"]\": expected [address]:port")
-                    }
-                })?;
-            (host, port)
-        } else {
-            s.split_once([':', '/']).ok_or(
-                "missing port: expected host:port (or host:* for any port); IPv6 addresses go \
-                 in brackets, [2001:db8::1]:22",
-            )?
-        };
-        if host.is_empty() {
-            return Err("empty host: expected host:port".into());
-        }
-        if host.len() > MAX_HOST_LEN {
-            return Err(format!("host longer than {MAX_HOST_LEN} characters"));
-        }
-        let port = parse_permit_port(port, s)?;
-        Ok(PermitOpen {
-            host: host.to_owned(),
-            port,
-        })
-    }
-
-    /// Does this entry allow `host:port`? See [`KeyRestrictions::permits_destination`].
-    pub fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
-        if self.host == "*" {
-            return true;
-        }
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if self.host.eq_ignore_ascii_case(host) {
-            return true;
-        }
-        matches!(
-            (net::parse_ip(&self.host), net::parse_ip(host)),
-            (Some(a), Some(b)) if a == b
-        )
-    }
-}
-
-fn parse_permit_port(port: &str, whole: &str) -> Result<Option<u16>, String> {
-    if port == "*" {
-        return Ok(None);
-    }
-    if port.is_empty() {
-        return Err(format!(
-            "missing port after \"{}\": expected host:port or host:*",
-            whole.trim_end_matches([':', '/'])
-        ));
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "port \"{port}\" is not a number (1-65535) or *; IPv6 addresses go in brackets, \
-             [2001:db8::1]:22"
-        ));
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("port \"{port}\" is out of range 1-65535")),
-        Ok(p) => Ok(Some(p)),
-    }
-}
-
-impl fmt::Display for PermitOpen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]", self.host)?;
-        } else {
-            f.write_str(&self.host)?;
-        }
-        match self.port {
-            Some(p) => write!(f, ":{p}"),
-            None => f.write_str(":*"),
-        }
-    }
 }
 
 #[cfg(test)]
