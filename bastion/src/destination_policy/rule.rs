@@ -219,22 +219,7 @@ pub(super) fn parse_target(
         ));
     }
     if host.contains('/') {
-        return match net::parse_net(host, Brackets::Rejected) {
-            Ok(net) => Ok(Target::Net(canonical_net(net))),
-            Err(NetError::HostBits { network }) => Err(rule_error(
-                entry,
-                &format!("has host bits set in {}", quoted(host)),
-                &format!(
-                    "use the network address {}",
-                    net::net_text(network, V6Form::WholeBracketed)
-                ),
-            )),
-            Err(_) => Err(rule_error(
-                entry,
-                &format!("has an invalid CIDR {}", quoted(host)),
-                "use a network address and prefix length, e.g. 10.0.0.0/16:5432 or [fd00::/8]:*",
-            )),
-        };
+        return net_target(entry, host);
     }
     if let Some(ip) = net::parse_ip(host) {
         return Ok(Target::Addr(canonical(ip)));
@@ -282,4 +267,24 @@ pub(super) fn parse_target(
              address or a CIDR",
         )
     })
+}
+
+/// A CIDR target: exact (no host bits), IPv4-mapped and NAT64 networks as IPv4.
+fn net_target(entry: &str, host: &str) -> Result<Target, DestinationRuleError> {
+    match net::parse_net(host, Brackets::Rejected) {
+        Ok(net) => Ok(Target::Net(canonical_net(net))),
+        Err(NetError::HostBits { network }) => Err(rule_error(
+            entry,
+            &format!("has host bits set in {}", quoted(host)),
+            &format!(
+                "use the network address {}",
+                net::net_text(network, V6Form::WholeBracketed)
+            ),
+        )),
+        Err(_) => Err(rule_error(
+            entry,
+            &format!("has an invalid CIDR {}", quoted(host)),
+            "use a network address and prefix length, e.g. 10.0.0.0/16:5432 or [fd00::/8]:*",
+        )),
+    }
 }
