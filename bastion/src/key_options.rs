@@ -1,5 +1,6 @@
-//! Enforcement of `authorized_keys` key options: turns the raw options that
-//! [`crate::authorized_keys`] tokenizes into [`KeyRestrictions`] (source-address patterns,
+//! Enforcement of `authorized_keys` key options: tokenizes a line's option list
+//! ([`parse_options`], used by `authorized_keys`) and turns the options into
+//! [`KeyRestrictions`] (source-address patterns,
 //! `permitopen` destinations, `expiry-time`, port-forwarding flags, `cert-authority` and
 //! `principals`), and answers the questions asked at login and at each tunnel request.
 //!
@@ -21,16 +22,22 @@
 //!   remote forwarding have no effect on a forward-only server; they are listed in
 //!   [`KeyRestrictions::ignored`].
 //!
-//! Calendar arithmetic (days from civil date and back) is done by hand, without a date
-//! crate; all times are unix seconds, UTC.
+//! All times are unix seconds, UTC; the calendar is the `time` crate's (see [`expiry_time`]).
+
+mod expiry_time;
+mod permit_open;
+mod tokenizer;
+
+pub use expiry_time::{format_utc, parse_expiry_time};
+pub use permit_open::PermitOpen;
+pub use tokenizer::{parse_options, truncate, KeyOption};
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::authorized_keys::KeyOption;
+use crate::net::{self, Brackets, Compatible, Nat64, NetError};
 
 /// sshd caps `permitopen`/`permitlisten` at this many entries per line.
 const PERMIT_MAX: usize = 4096;
@@ -139,15 +146,7 @@ impl KeyRestrictions {
                 ("restrict", None) | ("no-port-forwarding", None) => r.port_forwarding = false,
                 ("port-forwarding", None) => r.port_forwarding = true,
                 ("cert-authority", None) => r.cert_authority = true,
-                ("from", Some(v)) => {
-                    if r.from.is_some() {
-                        return Err("multiple from= options on one line (sshd refuses them)".into());
-                    }
-                    let list = PatternList::parse(v).map_err(|e| format!("from=\"{v}\": {e}"))?;
-                    r.warnings
-                        .extend(list.warnings().iter().map(|w| format!("from=\"{v}\": {w}")));
-                    r.from = Some(list);
-                }
+                ("from", Some(v)) => r.set_from(v)?,
                 ("permitopen", Some(v)) => {
                     if r.permit_open.len() >= PERMIT_MAX {
                         return Err(format!(
@@ -180,19 +179,7 @@ impl KeyRestrictions {
                             .into(),
                     )
                 }
-                (n, _) if NO_EFFECT.contains(&n) => {
-                    if n == "command" {
-                        if seen_command {
-                            return Err(
-                                "multiple command= options on one line (sshd refuses them)".into(),
-                            );
-                        }
-                        seen_command = true;
-                    }
-                    if !r.ignored.iter().any(|i| i == n) {
-                        r.ignored.push(n.to_owned());
-                    }
-                }
+                (n, _) if NO_EFFECT.contains(&n) => r.ignore(n, &mut seen_command)?,
                 (n, _) => {
                     return Err(format!(
                         "unknown option \"{n}\" (see sshd(8) AUTHORIZED_KEYS FILE FORMAT)"
@@ -208,6 +195,33 @@ impl KeyRestrictions {
             );
         }
         Ok(r)
+    }
+
+    /// `from="v"`: at most once per line, as sshd.
+    fn set_from(&mut self, v: &str) -> Result<(), String> {
+        if self.from.is_some() {
+            return Err("multiple from= options on one line (sshd refuses them)".into());
+        }
+        let list = PatternList::parse(v).map_err(|e| format!("from=\"{v}\": {e}"))?;
+        self.warnings
+            .extend(list.warnings().iter().map(|w| format!("from=\"{v}\": {w}")));
+        self.from = Some(list);
+        Ok(())
+    }
+
+    /// An option with no effect here: listed once in `ignored`; `command=` at most once per
+    /// line, as sshd.
+    fn ignore(&mut self, n: &str, seen_command: &mut bool) -> Result<(), String> {
+        if n == "command" {
+            if *seen_command {
+                return Err("multiple command= options on one line (sshd refuses them)".into());
+            }
+            *seen_command = true;
+        }
+        if !self.ignored.iter().any(|i| i == n) {
+            self.ignored.push(n.to_owned());
+        }
+        Ok(())
     }
 
     /// Is the key usable now from this client address? `Err(reason)` for the audit log.
@@ -292,43 +306,24 @@ fn parse_principals(v: &str) -> Result<Vec<String>, String> {
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4
 /// clients) as the IPv4 address; anything else unchanged.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+    net::canonical_ip(ip, Compatible::Keep, Nat64::Keep)
 }
 
 /// Parse one address-or-CIDR entry as sshd's `addr_pton_cidr` does: a bare address is a /32
 /// or /128, and a network with bits set below its prefix ("10.0.0.1/8") is an error
 /// (sshd: "inconsistent mask length"). IPv4-mapped IPv6 networks become IPv4 networks, so
-/// they match clients as [`canonical_ip`] reports them.
+/// they match clients as [`canonical_ip`] reports them. No brackets (sshd syntax).
 pub fn parse_addr_or_cidr(s: &str) -> Result<IpNet, String> {
-    let net = if s.contains('/') {
-        let net = IpNet::from_str(s)
-            .map_err(|_| format!("\"{s}\" is not a valid address/prefix-length"))?;
-        if net.trunc() != net {
-            return Err(format!(
-                "\"{s}\" has bits set beyond its prefix length (did you mean {}?)",
-                net.trunc()
-            ));
+    match net::parse_net(s, Brackets::Rejected) {
+        Ok(n) => Ok(net::canonical_net(n, Nat64::Keep)),
+        Err(NetError::HostBits { network }) => Err(format!(
+            "\"{s}\" has bits set beyond its prefix length (did you mean {network}?)"
+        )),
+        Err(NetError::NotCidr | NetError::UnbalancedBrackets) => {
+            Err(format!("\"{s}\" is not a valid address/prefix-length"))
         }
-        net
-    } else {
-        let addr = IpAddr::from_str(s).map_err(|_| format!("\"{s}\" is not a valid IP address"))?;
-        IpNet::from(addr)
-    };
-    Ok(canonical_net(net))
-}
-
-fn canonical_net(net: IpNet) -> IpNet {
-    if let IpNet::V6(v6) = net {
-        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
-            if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
-                return IpNet::V4(n);
-            }
-        }
+        Err(NetError::NotAddress) => Err(format!("\"{s}\" is not a valid IP address")),
     }
-    net
 }
 
 /// A `from=` pattern list with sshd semantics: comma-separated patterns, each optionally
@@ -403,8 +398,8 @@ impl PatternList {
                     ));
                 }
                 Matcher::Net(parse_addr_or_cidr(text)?)
-            } else if let Ok(addr) = IpAddr::from_str(text) {
-                Matcher::Net(canonical_net(IpNet::from(addr)))
+            } else if let Some(addr) = net::parse_ip(text) {
+                Matcher::Net(net::canonical_net(IpNet::from(addr), Nat64::Keep))
             } else {
                 let lower = text.to_ascii_lowercase();
                 let wildcard = lower.contains(['*', '?']);
@@ -505,711 +500,5 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
-/// One `permitopen="host:port"` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermitOpen {
-    /// Without brackets; `*` means any host (as sshd's `FWD_PERMIT_ANY_HOST`).
-    pub host: String,
-    /// `None` = `*` (any port).
-    pub port: Option<u16>,
-}
-
-impl PermitOpen {
-    /// Parse `host:port`, `[v6addr]:port`, or with `*` as the port. Like sshd's `hpdelim2`,
-    /// `host/port` is accepted too. The port must be 1-65535 or `*`.
-    pub fn parse(s: &str) -> Result<PermitOpen, String> {
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("contains whitespace; expected host:port, e.g. db.internal:5432".into());
-        }
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or("unterminated \"[\": write IPv6 addresses as [2001:db8::1]:22")?;
-            let port = after
-                .strip_prefix(':')
-                .or_else(|| after.strip_prefix('/'))
-                .ok_or_else(|| {
-                    if after.is_empty() {
-                        "missing port: expected [address]:port".to_owned()
-                    } else {
-                        format!("unexpected \"{after}\" after \"]\": expected [address]:port")
-                    }
-                })?;
-            (host, port)
-        } else {
-            s.split_once([':', '/']).ok_or(
-                "missing port: expected host:port (or host:* for any port); IPv6 addresses go \
-                 in brackets, [2001:db8::1]:22",
-            )?
-        };
-        if host.is_empty() {
-            return Err("empty host: expected host:port".into());
-        }
-        if host.len() > MAX_HOST_LEN {
-            return Err(format!("host longer than {MAX_HOST_LEN} characters"));
-        }
-        let port = parse_permit_port(port, s)?;
-        Ok(PermitOpen {
-            host: host.to_owned(),
-            port,
-        })
-    }
-
-    /// Does this entry allow `host:port`? See [`KeyRestrictions::permits_destination`].
-    pub fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
-        if self.host == "*" {
-            return true;
-        }
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if self.host.eq_ignore_ascii_case(host) {
-            return true;
-        }
-        matches!(
-            (IpAddr::from_str(&self.host), IpAddr::from_str(host)),
-            (Ok(a), Ok(b)) if a == b
-        )
-    }
-}
-
-fn parse_permit_port(port: &str, whole: &str) -> Result<Option<u16>, String> {
-    if port == "*" {
-        return Ok(None);
-    }
-    if port.is_empty() {
-        return Err(format!(
-            "missing port after \"{}\": expected host:port or host:*",
-            whole.trim_end_matches([':', '/'])
-        ));
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "port \"{port}\" is not a number (1-65535) or *; IPv6 addresses go in brackets, \
-             [2001:db8::1]:22"
-        ));
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("port \"{port}\" is out of range 1-65535")),
-        Ok(p) => Ok(Some(p)),
-    }
-}
-
-impl fmt::Display for PermitOpen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]", self.host)?;
-        } else {
-            f.write_str(&self.host)?;
-        }
-        match self.port {
-            Some(p) => write!(f, ":{p}"),
-            None => f.write_str(":*"),
-        }
-    }
-}
-
-/// Parse an `expiry-time` as sshd's `parse_absolute_time`: `YYYYMMDD`, `YYYYMMDDHHMM` or
-/// `YYYYMMDDHHMMSS`, optionally followed by `Z` or `UTC` (case-insensitive). Returns unix
-/// seconds.
-///
-/// sshd reads a time without `Z` as the server's local time; this server runs in UTC
-/// containers and reads every time as UTC. A date-only time means its first second
-/// (00:00:00). Ranges are validated (month 1-12, day within the month, hour 0-23,
-/// minute and second 0-59); years before 1970 are refused, and so is the epoch itself
-/// (sshd treats 0 as "invalid expires time").
-pub fn parse_expiry_time(s: &str) -> Result<u64, String> {
-    let digits = if let Some(d) = s.strip_suffix(['Z', 'z']) {
-        d
-    } else if s.len() > 3
-        && s.is_char_boundary(s.len() - 3)
-        && s[s.len() - 3..].eq_ignore_ascii_case("utc")
-    {
-        &s[..s.len() - 3]
-    } else {
-        s
-    };
-    if !digits.bytes().all(|b| b.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
-        return Err(
-            "expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z \
-             (all times are UTC)"
-                .into(),
-        );
-    }
-    let field = |range: std::ops::Range<usize>| -> u32 {
-        digits
-            .get(range)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or_default()
-    };
-    let (year, month, day) = (field(0..4), field(4..6), field(6..8));
-    let (hour, minute, second) = match digits.len() {
-        8 => (0, 0, 0),
-        12 => (field(8..10), field(10..12), 0),
-        _ => (field(8..10), field(10..12), field(12..14)),
-    };
-    if year < 1970 {
-        return Err(format!("year {year} is before 1970"));
-    }
-    if !(1..=12).contains(&month) {
-        return Err(format!("month {month:02} is not 01-12"));
-    }
-    let last = days_in_month(year, month);
-    if day < 1 || day > last {
-        return Err(format!(
-            "day {day:02} does not exist in {year:04}-{month:02} (which has {last} days)"
-        ));
-    }
-    if hour > 23 {
-        return Err(format!("hour {hour:02} is not 00-23"));
-    }
-    if minute > 59 {
-        return Err(format!("minute {minute:02} is not 00-59"));
-    }
-    if second > 59 {
-        return Err(format!("second {second:02} is not 00-59"));
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    match u64::try_from(secs) {
-        Ok(0) | Err(_) => {
-            Err("the time is the unix epoch itself, which sshd treats as invalid".into())
-        }
-        Ok(t) => Ok(t),
-    }
-}
-
-/// Length of a month, as the distance to the first of the next month.
-fn days_in_month(year: u32, month: u32) -> u32 {
-    let (y, m) = (i64::from(year), month);
-    let next = if m == 12 {
-        days_from_civil(y + 1, 1, 1)
-    } else {
-        days_from_civil(y, m + 1, 1)
-    };
-    u32::try_from(next - days_from_civil(y, m, 1)).unwrap_or(31)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400); // [0, 399]
-    let mp = (m + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`]: (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let day = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are within their small ranges by construction.
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp, e.g. `2026-01-01T00:00:00Z`.
-pub fn format_utc(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::authorized_keys::parse_line;
-
-    const KEY: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICIjdiUtJdomjTqyaNtCcLVJrVxramimyS26/xj01HsR";
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn opt(name: &str, value: Option<&str>) -> KeyOption {
-        KeyOption {
-            name: name.into(),
-            value: value.map(Into::into),
-        }
-    }
-
-    /// Restrictions of a full authorized_keys line with these options.
-    fn line(options: &str) -> Result<KeyRestrictions, String> {
-        let k = parse_line(&format!("{options} {KEY} comment"), 1)?;
-        KeyRestrictions::from_options(&k.options)
-    }
-
-    const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-    // ---- dates -------------------------------------------------------------------------
-
-    #[test]
-    fn month_lengths() {
-        let lengths = |y| (1..=12).map(|m| days_in_month(y, m)).collect::<Vec<_>>();
-        let common = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-        assert_eq!(lengths(2026), common);
-        assert_eq!(lengths(2100)[1], 28);
-        assert_eq!(lengths(2024)[1], 29);
-        assert_eq!(lengths(2000)[1], 29);
-    }
-
-    #[test]
-    fn civil_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2026, 1, 1), 20_454);
-        for days in [-1, 0, 59, 60, 365, 11_016, 11_017, 20_454, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(NOW), "2026-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(253_402_300_799), "9999-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn expiry_time_lengths_and_zone() {
-        assert_eq!(parse_expiry_time("20260101"), Ok(NOW));
-        assert_eq!(parse_expiry_time("20260101Z"), Ok(NOW));
-        assert_eq!(
-            parse_expiry_time("202601011230"),
-            Ok(NOW + 12 * 3600 + 30 * 60)
-        );
-        assert_eq!(parse_expiry_time("202601011230z"), Ok(NOW + 45_000));
-        assert_eq!(parse_expiry_time("20260101123005"), Ok(NOW + 45_005));
-        assert_eq!(parse_expiry_time("20260101123005Z"), Ok(NOW + 45_005));
-        assert_eq!(parse_expiry_time("20260101123005UTC"), Ok(NOW + 45_005));
-        assert_eq!(parse_expiry_time("20240229"), Ok(1_709_164_800));
-        assert_eq!(parse_expiry_time("99991231235959Z"), Ok(253_402_300_799));
-    }
-
-    #[test]
-    fn expiry_time_invalid() {
-        for (bad, why) in [
-            ("20261301", "month 13"),
-            ("20260001", "month 00"),
-            ("20260230", "day 30"),
-            ("20250229", "day 29"),
-            ("20260100", "day 00"),
-            ("202601012400", "hour 24"),
-            ("202601011260", "minute 60"),
-            ("20260101235960", "second 60"),
-            ("19691231", "before 1970"),
-            ("19700101", "epoch"),
-            ("2026010", "expected YYYYMMDD"),
-            ("2026010112", "expected YYYYMMDD"),
-            ("2026-01-01", "expected YYYYMMDD"),
-            ("2026O101", "expected YYYYMMDD"),
-            ("+2026010", "expected YYYYMMDD"),
-            ("20260101 ", "expected YYYYMMDD"),
-            ("Z", "expected YYYYMMDD"),
-            ("", "expected YYYYMMDD"),
-            ("20260101ZZ", "expected YYYYMMDD"),
-            ("２０２６０１０１", "expected YYYYMMDD"),
-        ] {
-            let e = parse_expiry_time(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn expiry_enforced_inclusive_and_earliest_wins() {
-        let r = line("expiry-time=\"20260101\",expiry-time=\"20270101\"").unwrap();
-        assert_eq!(r.expiry, Some(NOW));
-        assert!(r.check_login(ip("10.0.0.1"), NOW - 1).is_ok());
-        assert!(r.check_login(ip("10.0.0.1"), NOW).is_ok());
-        let e = r.check_login(ip("10.0.0.1"), NOW + 1).unwrap_err();
-        assert_eq!(e, "key expired at 2026-01-01T00:00:00Z (expiry-time)");
-        let e = line("expiry-time=\"20261301\"").unwrap_err();
-        assert!(e.starts_with("expiry-time=\"20261301\": month 13"), "{e}");
-    }
-
-    // ---- from= -------------------------------------------------------------------------
-
-    #[test]
-    fn from_cidr_and_addresses() {
-        let p = PatternList::parse("10.0.0.0/8,192.168.1.7,2001:db8::/32").unwrap();
-        assert!(p.matches(ip("10.200.3.4")));
-        assert!(p.matches(ip("192.168.1.7")));
-        assert!(!p.matches(ip("192.168.1.8")));
-        assert!(p.matches(ip("2001:db8:1::5")));
-        assert!(!p.matches(ip("2001:db9::1")));
-        assert!(!p.matches(ip("11.0.0.1")));
-        assert!(p.warnings().is_empty());
-    }
-
-    #[test]
-    fn from_wildcards() {
-        let p = PatternList::parse("10.1.*,192.168.?.1,2001:DB8::*").unwrap();
-        assert!(p.matches(ip("10.1.2.3")));
-        assert!(!p.matches(ip("10.11.2.3")));
-        assert!(p.matches(ip("192.168.5.1")));
-        assert!(!p.matches(ip("192.168.55.1")));
-        assert!(p.matches(ip("2001:db8::abcd")), "case-insensitive hex");
-        assert!(p.warnings().is_empty());
-        assert!(PatternList::parse("*").unwrap().matches(ip("::1")));
-        assert!(wildcard_match(b"a*b*c", b"aXXbYYc"));
-        assert!(wildcard_match(b"**", b""));
-        assert!(!wildcard_match(b"a*b", b"aXXc"));
-        assert!(!wildcard_match(b"?", b""));
-    }
-
-    #[test]
-    fn from_negation_wins_anywhere() {
-        let p = PatternList::parse("10.0.0.0/8,!10.1.0.0/16").unwrap();
-        assert!(p.matches(ip("10.2.0.1")));
-        assert!(!p.matches(ip("10.1.0.1")));
-        let p = PatternList::parse("!10.1.*,10.0.0.0/8").unwrap();
-        assert!(!p.matches(ip("10.1.9.9")));
-        assert!(p.matches(ip("10.9.9.9")));
-        // A negation alone allows nobody: a positive match is still required.
-        let p = PatternList::parse("!10.1.0.0/16").unwrap();
-        assert!(!p.matches(ip("10.2.0.1")));
-        assert!(!p.matches(ip("10.1.0.1")));
-    }
-
-    #[test]
-    fn from_mixed_and_reasons() {
-        let r = line("from=\"10.0.0.0/8,!10.6.6.6,192.168.*,2001:db8::1\"").unwrap();
-        assert!(r.check_login(ip("10.1.2.3"), NOW).is_ok());
-        assert!(r.check_login(ip("192.168.44.1"), NOW).is_ok());
-        assert!(r.check_login(ip("2001:db8::1"), NOW).is_ok());
-        let e = r.check_login(ip("10.6.6.6"), NOW).unwrap_err();
-        assert!(e.contains("(matches \"!10.6.6.6\")"), "{e}");
-        let r = line("from=\"10.0.0.0/8\"").unwrap();
-        assert_eq!(
-            r.check_login(ip("203.0.113.9"), NOW).unwrap_err(),
-            "client 203.0.113.9 not allowed by from=\"10.0.0.0/8\""
-        );
-    }
-
-    #[test]
-    fn from_ipv4_mapped_clients_match_as_ipv4() {
-        let p = PatternList::parse("10.0.0.0/8,192.168.1.*").unwrap();
-        assert!(p.matches(ip("::ffff:10.1.2.3")));
-        assert!(p.matches(ip("::ffff:192.168.1.9")));
-        assert!(!p.matches(ip("::ffff:11.1.2.3")));
-        let p = PatternList::parse("::ffff:10.0.0.0/104").unwrap();
-        assert!(p.matches(ip("10.1.2.3")), "mapped patterns become IPv4 too");
-        let r = line("from=\"10.0.0.0/8\"").unwrap();
-        let e = r.check_login(ip("::ffff:203.0.113.9"), NOW).unwrap_err();
-        assert!(e.starts_with("client 203.0.113.9 "), "{e}");
-    }
-
-    #[test]
-    fn from_host_names_accepted_with_warning_never_match() {
-        let r = line("from=\"*.example.com,10.0.0.0/8\"").unwrap();
-        assert_eq!(r.warnings.len(), 1);
-        assert!(r.warnings[0].contains("*.example.com") && r.warnings[0].contains("never matches"));
-        assert!(r.check_login(ip("10.0.0.1"), NOW).is_ok());
-        assert!(r.check_login(ip("203.0.113.9"), NOW).is_err());
-        let p = PatternList::parse("bastion1").unwrap();
-        assert_eq!(p.warnings().len(), 1);
-        assert!(!p.matches(ip("10.0.0.1")));
-        // A negated name cannot deny anything either.
-        assert!(PatternList::parse("!*.evil.example,*")
-            .unwrap()
-            .matches(ip("10.0.0.1")));
-    }
-
-    #[test]
-    fn from_malformed() {
-        for (bad, why) in [
-            ("", "empty pattern list"),
-            ("10.0.0.0/8,", "empty pattern"),
-            (",10.0.0.0/8", "empty pattern"),
-            ("10.0.0.0/8,,10.1.0.0/16", "empty pattern"),
-            ("!", "must be followed"),
-            ("10.0.0.0/33", "not a valid address/prefix"),
-            ("10.0.0.0/", "not a valid address/prefix"),
-            ("10.0.0.0/abc", "not a valid address/prefix"),
-            ("2001:db8::/129", "not a valid address/prefix"),
-            ("10.0.0.1/8", "did you mean 10.0.0.0/8"),
-            ("10.0.*/8", "mixes a prefix length"),
-            ("10.0.0.0/8, 192.168.0.0/16", "whitespace"),
-        ] {
-            let e = PatternList::parse(bad).unwrap_err();
-            assert!(e.contains(why), "{bad:?}: {e}");
-        }
-        assert!(line("from=\"10.0.0.0/8\",from=\"10.1.0.0/16\"")
-            .unwrap_err()
-            .contains("multiple from="));
-        assert!(line("from=\"10.0.0.1/8\"")
-            .unwrap_err()
-            .starts_with("from=\"10.0.0.1/8\": "));
-    }
-
-    // ---- permitopen --------------------------------------------------------------------
-
-    #[test]
-    fn permitopen_repeated_and_matching() {
-        let r = line("permitopen=\"db.internal:5432\",permitopen=\"Cache:*\",permitopen=\"[2001:db8::1]:22\"")
-            .unwrap();
-        assert_eq!(r.permit_open.len(), 3);
-        assert_eq!(
-            r.permit_open[0],
-            PermitOpen {
-                host: "db.internal".into(),
-                port: Some(5432)
-            }
-        );
-        assert_eq!(r.permit_open[1].port, None);
-        assert_eq!(r.permit_open[2].host, "2001:db8::1");
-        assert!(r.permits_destination("db.internal", 5432));
-        assert!(
-            r.permits_destination("DB.Internal", 5432),
-            "case-insensitive"
-        );
-        assert!(!r.permits_destination("db.internal", 5433));
-        assert!(
-            !r.permits_destination("db.internal.", 5432),
-            "literal, no normalisation"
-        );
-        assert!(!r.permits_destination("other", 5432));
-        assert!(r.permits_destination("cache", 1));
-        assert!(r.permits_destination("cache", 65535));
-        assert!(r.permits_destination("2001:db8::1", 22));
-        assert!(r.permits_destination("[2001:db8::1]", 22));
-        assert!(r.permits_destination("2001:db8:0::1", 22), "same address");
-        assert!(!r.permits_destination("2001:db8::1", 23));
-        assert_eq!(r.permit_open[2].to_string(), "[2001:db8::1]:22");
-        assert_eq!(r.permit_open[1].to_string(), "Cache:*");
-    }
-
-    #[test]
-    fn permitopen_absent_allows_and_star_host() {
-        let r = line("no-pty").unwrap();
-        assert!(r.permit_open.is_empty());
-        assert!(r.permits_destination("anything", 1));
-        let r = line("permitopen=\"*:443\"").unwrap();
-        assert!(r.permits_destination("anything", 443));
-        assert!(!r.permits_destination("anything", 80));
-        let r = line("permitopen=\"10.0.0.5/22\"").unwrap();
-        assert!(
-            r.permits_destination("10.0.0.5", 22),
-            "sshd also accepts host/port"
-        );
-    }
-
-    #[test]
-    fn permitopen_malformed() {
-        for (bad, why) in [
-            ("db", "missing port"),
-            ("db:", "missing port"),
-            (":22", "empty host"),
-            ("db:0", "out of range"),
-            ("db:65536", "out of range"),
-            ("db:http", "not a number"),
-            ("db:-1", "not a number"),
-            ("db: 22", "whitespace"),
-            ("db :22", "whitespace"),
-            (" db:22", "whitespace"),
-            ("2001:db8::1:22", "not a number"),
-            ("[2001:db8::1]", "missing port"),
-            ("[2001:db8::1]22", "unexpected"),
-            ("[2001:db8::1:22", "unterminated"),
-            ("[]:22", "empty host"),
-            ("", "missing port"),
-        ] {
-            let e = PermitOpen::parse(bad).unwrap_err();
-            assert!(e.contains(why), "{bad:?}: {e}");
-        }
-        let e = line("permitopen=\"db\"").unwrap_err();
-        assert!(e.starts_with("permitopen=\"db\": missing port"), "{e}");
-        let long = format!("permitopen=\"{}:22\"", "a".repeat(MAX_HOST_LEN + 1));
-        assert!(line(&long).unwrap_err().contains("longer than"));
-    }
-
-    // ---- flags -------------------------------------------------------------------------
-
-    #[test]
-    fn forwarding_flags_in_order() {
-        assert!(line("no-pty").unwrap().port_forwarding);
-        assert!(KeyRestrictions::default().port_forwarding);
-        let r = line("restrict").unwrap();
-        assert!(!r.port_forwarding);
-        assert_eq!(
-            r.check_login(ip("10.0.0.1"), NOW).unwrap_err(),
-            "port forwarding disabled for this key (restrict / no-port-forwarding)"
-        );
-        let r = line("restrict,port-forwarding").unwrap();
-        assert!(r.port_forwarding);
-        assert!(r.check_login(ip("10.0.0.1"), NOW).is_ok());
-        assert!(!line("port-forwarding,restrict").unwrap().port_forwarding);
-        assert!(!line("no-port-forwarding").unwrap().port_forwarding);
-        assert!(
-            line("no-port-forwarding,port-forwarding")
-                .unwrap()
-                .port_forwarding
-        );
-        assert!(
-            !line("RESTRICT,pty").unwrap().port_forwarding,
-            "names are case-insensitive"
-        );
-    }
-
-    #[test]
-    fn principals_need_cert_authority() {
-        let r = line("cert-authority,principals=\"alice,ops-team\"").unwrap();
-        assert!(r.cert_authority);
-        assert_eq!(
-            r.principals,
-            Some(vec!["alice".to_owned(), "ops-team".to_owned()])
-        );
-        let r = line("principals=\"alice\",cert-authority").unwrap();
-        assert!(r.cert_authority, "order does not matter");
-        let e = line("principals=\"alice\"").unwrap_err();
-        assert!(e.contains("only valid together with cert-authority"), "{e}");
-        let e = line("restrict,principals=\"alice\"").unwrap_err();
-        assert!(e.contains("cert-authority"), "{e}");
-        assert!(line("cert-authority,principals=\"a,,b\"").is_err());
-        assert!(line("cert-authority,principals=\"a, b\"").is_err());
-        assert!(line("cert-authority,principals=\"\"").is_err());
-        assert!(line("cert-authority,principals=\"a\",principals=\"b\"")
-            .unwrap_err()
-            .contains("multiple principals="));
-        let r = line("cert-authority").unwrap();
-        assert!(r.cert_authority && r.principals.is_none() && r.port_forwarding);
-    }
-
-    #[test]
-    fn ignored_options_listed_once_in_order() {
-        let r = line(
-            "command=\"echo hi\",no-pty,no-agent-forwarding,no-X11-forwarding,no-user-rc,pty,\
-             environment=\"A=b\",agent-forwarding,x11-forwarding,user-rc,tunnel=\"1\",\
-             permitlisten=\"8080\",no-touch-required,touch-required,no-pty",
-        )
-        .unwrap();
-        assert_eq!(
-            r.ignored,
-            [
-                "command",
-                "no-pty",
-                "no-agent-forwarding",
-                "no-x11-forwarding",
-                "no-user-rc",
-                "pty",
-                "environment",
-                "agent-forwarding",
-                "x11-forwarding",
-                "user-rc",
-                "tunnel",
-                "permitlisten",
-                "no-touch-required",
-                "touch-required",
-            ]
-        );
-        assert!(r.port_forwarding && r.from.is_none() && r.permit_open.is_empty());
-        assert!(line("command=\"a\",command=\"b\"")
-            .unwrap_err()
-            .contains("multiple command="));
-    }
-
-    #[test]
-    fn verify_required_is_refused() {
-        let e = line("verify-required").unwrap_err();
-        assert!(e.contains("verify-required cannot be enforced"), "{e}");
-    }
-
-    #[test]
-    fn options_built_directly_are_validated() {
-        let e = KeyRestrictions::from_options(&[opt("from", None)]).unwrap_err();
-        assert!(e.contains("needs a value"), "{e}");
-        let e = KeyRestrictions::from_options(&[opt("restrict", Some("x"))]).unwrap_err();
-        assert!(e.contains("takes no value"), "{e}");
-        let e = KeyRestrictions::from_options(&[opt("bogus", None)]).unwrap_err();
-        assert!(e.contains("unknown option \"bogus\""), "{e}");
-        let e = KeyRestrictions::from_options(&[opt("bogus", Some("1"))]).unwrap_err();
-        assert!(e.contains("unknown option \"bogus\""), "{e}");
-        let r = KeyRestrictions::from_options(&[opt("No-Port-Forwarding", None)]).unwrap();
-        assert!(!r.port_forwarding);
-        let r = KeyRestrictions::from_options(&[]).unwrap();
-        assert!(r.check_login(ip("203.0.113.9"), u64::MAX).is_ok());
-    }
-
-    #[test]
-    fn check_login_order_expiry_then_from_then_forwarding() {
-        let r = line("restrict,from=\"10.0.0.0/8\",expiry-time=\"20260101\"").unwrap();
-        assert!(r
-            .check_login(ip("11.0.0.1"), NOW + 1)
-            .unwrap_err()
-            .contains("expired"));
-        assert!(r
-            .check_login(ip("11.0.0.1"), NOW)
-            .unwrap_err()
-            .contains("from="));
-        assert!(r
-            .check_login(ip("10.0.0.1"), NOW)
-            .unwrap_err()
-            .contains("port forwarding"));
-    }
-
-    // ---- quoting / tokenizer (through the public parse_line API) ------------------------
-
-    #[test]
-    fn quoted_values_are_unescaped() {
-        let r = line("from=\"10.0.0.0/8,!10.9.9.9\",permitopen=\"db:5432\"").unwrap();
-        assert_eq!(
-            r.from.as_ref().map(PatternList::as_str),
-            Some("10.0.0.0/8,!10.9.9.9")
-        );
-        // `\"` inside a value is a literal quote: here it makes the pattern text, which is
-        // not an address, so it warns and never matches.
-        let r = line("from=\"\\\"10.0.0.1\\\"\"").unwrap();
-        assert_eq!(
-            r.from.as_ref().map(PatternList::as_str),
-            Some("\"10.0.0.1\"")
-        );
-        assert!(!r.from.as_ref().unwrap().matches(ip("10.0.0.1")));
-        assert_eq!(r.warnings.len(), 1);
-        // A comma inside quotes belongs to the value, not to the option list.
-        let r = line("permitopen=\"a:1\",from=\"10.0.0.1,10.0.0.2\"").unwrap();
-        assert!(r.from.unwrap().matches(ip("10.0.0.2")));
-        assert_eq!(r.permit_open.len(), 1);
-    }
-
-    #[test]
-    fn lines_sshd_rejects_fail_in_the_tokenizer() {
-        let bad = [
-            ("from=\"10.0.0.1 ", "unterminated"),
-            ("from=10.0.0.1", "double-quoted"),
-            ("from", "needs a value"),
-            ("permitopen", "needs a value"),
-            ("expiry-time", "needs a value"),
-            ("principals,cert-authority", "needs a value"),
-            ("restrict=\"yes\"", "takes no value"),
-            ("no-such-option", "unknown option"),
-            ("from=\"10.0.0.1\" ,no-pty", "expected a key type"),
-            ("no-pty,,restrict", "expected an option name"),
-        ];
-        for (options, why) in bad {
-            let e = parse_line(&format!("{options} {KEY}"), 1).unwrap_err();
-            assert!(e.contains(why), "{options}: {e}");
-        }
-    }
-}
+mod tests;

@@ -48,6 +48,7 @@ pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
 pub mod key_store;
+pub mod net;
 pub mod proxy_header;
 pub mod reload;
 pub mod server;

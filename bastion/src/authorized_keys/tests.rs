@@ -1,0 +1,112 @@
+use super::*;
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICIjdiUtJdomjTqyaNtCcLVJrVxramimyS26/xj01HsR";
+
+#[test]
+fn plain_key_with_comment() {
+    let (keys, _) = parse(&format!("# team\n\n{KEY} alice@laptop\n")).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].line, 3);
+    assert_eq!(keys[0].comment, "alice@laptop");
+    assert!(keys[0].fingerprint.starts_with("SHA256:"));
+    assert!(keys[0].options.is_empty());
+}
+
+#[test]
+fn options_are_parsed_and_kept() {
+    let line = format!(
+        "from=\"10.0.0.0/8,!10.1.0.0/16\",permitopen=\"db:5432\",no-pty,command=\"echo \\\"hi\\\"\" {KEY} c"
+    );
+    let k = parse_line(&line, 1).unwrap();
+    assert_eq!(k.options.len(), 4);
+    assert_eq!(
+        k.options[0].value.as_deref(),
+        Some("10.0.0.0/8,!10.1.0.0/16")
+    );
+    assert_eq!(k.options[3].value.as_deref(), Some("echo \"hi\""));
+    assert!(k.restrictions.from.is_some());
+    assert_eq!(k.restrictions.permit_open.len(), 1);
+}
+
+#[test]
+fn malformed_lines_name_the_line() {
+    let e = parse(&format!("{KEY}\nssh-ed25519 notbase64!!\n")).unwrap_err();
+    assert_eq!(e.line, 2);
+    // An unknown option rejects its line alone; the other lines load.
+    let (keys, rejected) = parse(&format!("bogus-option {KEY}\n{KEY} ok\n")).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(rejected[0].line, 1);
+    assert!(
+        rejected[0].message.contains("bogus-option"),
+        "{:?}",
+        rejected
+    );
+    // A line that is not a key at all stops the load.
+    assert_eq!(parse("not a key at all").unwrap_err().line, 1);
+    assert!(parse_line(&format!("from=10.0.0.1 {KEY}"), 1).is_err());
+    assert!(parse_line(&format!("from=\"10.0.0.1 {KEY}"), 1).is_err());
+    assert!(parse_line("no-pty", 1).is_err());
+    assert!(parse_line("ssh-ed25519", 1).is_err());
+    assert!(parse_line(&format!("no-pty, {KEY}"), 1).is_err());
+}
+
+#[test]
+fn lookup_ignores_comments() {
+    let keys = AuthorizedKeys::load(Some(&format!("{KEY} a")), None).unwrap();
+    let probe = PublicKey::from_openssh(&format!("{KEY} other")).unwrap();
+    assert_eq!(keys.find(&probe).map(|k| k.line), Some(1));
+}
+
+#[test]
+fn revocations_take_keys_and_fingerprints() {
+    let k = PublicKey::from_openssh(KEY).unwrap();
+    let fp = k.fingerprint(HashAlg::Sha256).to_string();
+    let r = Revocations::parse(&format!("# gone\n{KEY} old\n")).unwrap();
+    assert!(r.is_revoked(&fp));
+    let r = Revocations::parse(&format!("{fp}\n")).unwrap();
+    assert!(r.is_revoked(&fp));
+    assert_eq!(Revocations::parse("SHA256:short\n").unwrap_err().line, 1);
+    assert_eq!(Revocations::parse("\nnonsense\n").unwrap_err().line, 2);
+}
+
+#[test]
+fn cert_authority_lines_do_not_authorize_their_key() {
+    let keys = AuthorizedKeys::load(Some(&format!("cert-authority {KEY} ca")), None).unwrap();
+    let probe = PublicKey::from_openssh(KEY).unwrap();
+    assert!(keys.find(&probe).is_none());
+    assert_eq!(keys.authorities().count(), 1);
+}
+
+#[test]
+fn empty_and_missing_lists_are_errors() {
+    assert!(AuthorizedKeys::load(None, None).is_err());
+    let e = AuthorizedKeys::load(Some("# nothing\n"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("BASTION_AUTHORIZED_KEYS") && e.contains("no keys"),
+        "{e}"
+    );
+}
+
+// Moved from key_options' tests: the key-type check is authorized_keys' own.
+#[test]
+fn lines_sshd_rejects_fail_in_the_tokenizer() {
+    let bad = [
+        ("from=\"10.0.0.1 ", "unterminated"),
+        ("from=10.0.0.1", "double-quoted"),
+        ("from", "needs a value"),
+        ("permitopen", "needs a value"),
+        ("expiry-time", "needs a value"),
+        ("principals,cert-authority", "needs a value"),
+        ("restrict=\"yes\"", "takes no value"),
+        ("no-such-option", "unknown option"),
+        ("from=\"10.0.0.1\" ,no-pty", "expected a key type"),
+        ("no-pty,,restrict", "expected an option name"),
+    ];
+    for (options, why) in bad {
+        let e = parse_line(&format!("{options} {KEY}"), 1).unwrap_err();
+        assert!(e.contains(why), "{options}: {e}");
+    }
+}
