@@ -46,6 +46,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/ for the module below
+import placeholders  # noqa: E402 (scripts/placeholders.py, next to this file)
+
 ROOT = Path(__file__).resolve().parent.parent
 ECS = ROOT / "ecs"
 DOCKER = ROOT / "docker"
@@ -127,18 +130,11 @@ class Problems(list):
 # --------------------------------------------------------------------------- placeholders
 
 
-PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
-
-
 def substitute(text: str, values: dict[str, str], where: str, problems: Problems) -> str:
-    def one(m: re.Match) -> str:
-        name = m.group(1)
-        if name not in values:
-            problems.add(where, f"unknown placeholder ${{{name}}} (document it and add a sample to PLACEHOLDERS)")
-            return m.group(0)
-        return values[name]
-
-    return PLACEHOLDER_RE.sub(one, text)
+    filled, unknown = placeholders.fill(text, values.get)
+    for name in unknown:
+        problems.add(where, f"unknown placeholder ${{{name}}} (document it and add a sample to PLACEHOLDERS)")
+    return filled
 
 
 def load_json_with_samples(path: Path, problems: Problems) -> dict:
@@ -660,7 +656,7 @@ def check_fragment() -> Problems:
     text = FRAGMENT.read_text()
     used = set()
     for path in sorted(ECS.glob("*.json")):
-        used |= set(PLACEHOLDER_RE.findall(path.read_text()))
+        used |= set(placeholders.names(path.read_text()))
     for name in sorted(used):
         if f"`${{{name}}}`" not in text:
             p.add(rel(FRAGMENT), f"placeholder ${{{name}}} (used in ecs/*.json) is not documented")
@@ -943,11 +939,12 @@ def self_test() -> list[str]:
 
 def render(path: str) -> int:
     text = Path(path).read_text()
-    missing = sorted({n for n in PLACEHOLDER_RE.findall(text) if n not in os.environ})
-    if missing:
+    filled, unfilled = placeholders.fill(text, os.environ.get)
+    if unfilled:
+        missing = sorted(set(unfilled))
         print(f"render: set these environment variables: {' '.join(missing)}", file=sys.stderr)
         return 2
-    sys.stdout.write(PLACEHOLDER_RE.sub(lambda m: os.environ[m.group(1)], text))
+    sys.stdout.write(filled)
     return 0
 
 
