@@ -1010,7 +1010,7 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
         if c.resource_exists("TaskRole"):
             policies[f"{rel(STACK)} ({k})"] = c.eval(template["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     for where, td in tds.items():
-        problems += check_one_task_definition(where, td, bins, docs, policies[where])
+        problems += check_one_task_definition(where, td, bins, docs, policies.get(where))
     stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
     problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
     nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
@@ -1021,9 +1021,10 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
     return json_td, variants
 
 
-def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, BinaryDocs], policy: dict) -> Problems:
+def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, BinaryDocs], policy: dict | None) -> Problems:
     """Shape and ECS limits, the bastion started with its environment, and (as root, without
-    network) the sidecar's dry run checked against the task role; prints one line."""
+    network) the sidecar's dry run checked against the task role (`policy`; every variant with
+    a sidecar has one); prints one line."""
     can_isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
     found = validate_shape(td, where)
     found += check_task_definition(td, where, docs)
