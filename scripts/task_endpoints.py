@@ -28,10 +28,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ACCOUNT_ID = "123456789012"
-# The same dummies as scripts/moto_seed.py's clients: moto accepts any credentials.
-DUMMY_ACCESS_KEY = "AKIALOCALTASK0000000"
-DUMMY_SECRET_KEY = "local-task-dummy-secret-key-0000000000000"
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/ for the module below
+# The account and the dummy credentials moto is seeded with (moto accepts any credentials).
+from moto_seed import ACCOUNT_ID, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY  # noqa: E402
+
 FIXTURE = (
     Path(__file__).resolve().parent.parent
     / "dns-sidecar" / "tests" / "fixtures" / "ecs-task-metadata-v4-task.json"
