@@ -46,6 +46,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/ for the module below
+import placeholders  # noqa: E402 (scripts/placeholders.py, next to this file)
+
 ROOT = Path(__file__).resolve().parent.parent
 ECS = ROOT / "ecs"
 DOCKER = ROOT / "docker"
@@ -127,18 +130,11 @@ class Problems(list):
 # --------------------------------------------------------------------------- placeholders
 
 
-PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
-
-
 def substitute(text: str, values: dict[str, str], where: str, problems: Problems) -> str:
-    def one(m: re.Match) -> str:
-        name = m.group(1)
-        if name not in values:
-            problems.add(where, f"unknown placeholder ${{{name}}} (document it and add a sample to PLACEHOLDERS)")
-            return m.group(0)
-        return values[name]
-
-    return PLACEHOLDER_RE.sub(one, text)
+    filled, unknown = placeholders.fill(text, values.get)
+    for name in unknown:
+        problems.add(where, f"unknown placeholder ${{{name}}} (document it and add a sample to PLACEHOLDERS)")
+    return filled
 
 
 def load_json_with_samples(path: Path, problems: Problems) -> dict:
@@ -358,107 +354,135 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
     for c in containers:
         name = c.get("name")
         w = f"{where}: container {name}"
-        # Limits.
-        stop = c.get("stopTimeout")
-        if stop is None:
-            p.add(w, "stopTimeout must be set (the default 30 s may be too short)")
-        elif not 2 <= stop <= 120:
-            p.add(w, f"stopTimeout {stop} is outside 2..120 (the Fargate maximum is 120 s)")
         env = env_of(c)
+        check_container_limits(c, name, env, w, p)
+        check_container_hardening(c, w, p)
+        check_container_dependencies(c, name, by_name, w, p)
+        check_container_network(c, name, env, w, p)
+        check_container_docs(c, name, env, docs, w, p)
+    check_dependency_cycles(by_name, where, p)
+    return p
 
-        def seconds(table):
-            """(variable, its value in seconds or None if malformed) for this container."""
-            var, default = table[name]
-            raw = env.get(var)
-            need = parse_duration(raw) if raw else default
-            if need is None:
-                p.add(w, f"{var}={raw!r} is not a duration")
-            return var, need
 
-        if stop is not None and name in SHUTDOWN_VAR:
-            var, need = seconds(SHUTDOWN_VAR)
-            if need is not None and need + SHUTDOWN_MARGIN > stop:
-                p.add(w, f"stopTimeout {stop} leaves no room for {var}={need:g}s (+{SHUTDOWN_MARGIN:g}s) before SIGKILL")
-        hc = c.get("healthCheck")
-        if hc is not None and name in STARTUP_VAR:
-            var, need = seconds(STARTUP_VAR)
-            if need is not None and hc.get("startPeriod", 0) < need:
-                p.add(w, f"healthCheck startPeriod {hc.get('startPeriod', 0)} is shorter than {var}={need:g}s: a slow start would count as unhealthy")
-        if name == "dns-sidecar":
-            if c.get("essential", True) and env.get("DNS_DELETE_ON_EXIT", "true") == "false":
-                p.add(w, "DNS_DELETE_ON_EXIT=false makes the sidecar exit once published, which stops the task while it is essential")
-            if env.get("DNS_PRUNE") == "true" and "{task_id}" not in (env.get("DNS_SET_IDENTIFIER") or ""):
-                p.add(w, "DNS_PRUNE=true needs DNS_SET_IDENTIFIER with {task_id}")
-        if hc is None:
-            p.add(w, "healthCheck missing")
-        else:
-            for key, lo, hi in (("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)):
-                if key in hc and not lo <= hc[key] <= hi:
-                    p.add(w, f"healthCheck {key} {hc[key]} is outside {lo}..{hi}")
-            cmd = hc.get("command", [])
-            if not cmd or cmd[0] != "CMD":
-                p.add(w, f"healthCheck command {cmd} must be the exec form [\"CMD\", ...]: the image has no shell")
-            elif name in BINARIES and cmd[1:] != [f"/{name}", "healthcheck"]:
-                p.add(w, f"healthCheck command {cmd} should be [\"CMD\", \"/{name}\", \"healthcheck\"]")
-        # Hardening.
-        if c.get("readonlyRootFilesystem") is not True:
-            p.add(w, "readonlyRootFilesystem must be true")
-        if c.get("privileged"):
-            p.add(w, "privileged must not be set")
-        user = str(c.get("user", ""))
-        parts = user.split(":")
-        if len(parts) != 2 or not all(x.isdigit() and int(x) != 0 for x in parts):
-            p.add(w, f"user {user!r} must be a non-root uid:gid such as 65532:65532 (a lone uid runs with gid 0)")
-        # Dependencies.
-        for dep in c.get("dependsOn", []):
-            target, cond = dep.get("containerName"), dep.get("condition")
-            if target == name or target not in by_name:
-                p.add(w, f"dependsOn {target!r} is not another container of the task")
-                continue
-            if cond not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
-                p.add(w, f"dependsOn condition {cond!r} is not START, COMPLETE, SUCCESS or HEALTHY")
-            if cond in ("COMPLETE", "SUCCESS") and by_name[target].get("essential", True):
-                p.add(w, f"dependsOn {target} with {cond}: ECS refuses {cond} on an essential container")
-            if cond == "HEALTHY" and "healthCheck" not in by_name[target]:
-                p.add(w, f"dependsOn {target} with HEALTHY: {target} has no healthCheck")
-        for pm in c.get("portMappings", []):
-            if "hostPort" in pm and pm["hostPort"] != pm.get("containerPort"):
-                p.add(w, "awsvpc: hostPort must equal containerPort")
-        log = c.get("logConfiguration", {})
-        if log.get("logDriver") != "awslogs" or not {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"} <= set(log.get("options", {})):
-            p.add(w, "logConfiguration must be awslogs with group, region and stream prefix")
-        # The destination rules must never open the credentials endpoint.
-        for rule in filter(None, (env.get("BASTION_PERMIT_OPEN") or "").split(",")):
-            host = rule.strip().rsplit(":", 1)[0].strip("[]")
-            try:
-                net = ipaddress.ip_network(host, strict=False)
-            except ValueError:
-                continue
-            if any(net.version == f.version and net.overlaps(f) for f in FORBIDDEN_NETS):
-                p.add(w, f"BASTION_PERMIT_OPEN rule {rule!r} opens link-local/metadata addresses (169.254.170.2 serves the task role)")
-        if name == "bastion":
-            secrets = {s.get("name") for s in c.get("secrets", [])}
-            for s in ("BASTION_HOST_KEY", "BASTION_AUTHORIZED_KEYS"):
-                if s not in secrets:
-                    p.add(w, f"{s} must come from a secret (stable host key; keys out of the task definition)")
-        # Documented names and values.
-        if docs is not None and name in docs:
-            doc = docs[name]
-            names = [e.get("name") for e in c.get("environment", [])] + [s.get("name") for s in c.get("secrets", [])]
-            seen = set()
-            for var in names:
-                if var in seen:
-                    p.add(w, f"{var} is set twice")
-                seen.add(var)
-                if var not in doc.env:
-                    p.add(w, f"{var} is not documented by `{doc.path} --help` (typo, or a renamed variable)")
-            for var, value in env.items():
-                allowed = doc.env.get(var)
-                if allowed and value not in allowed:
-                    p.add(w, f"{var}={value!r} is not one of {', '.join(allowed)}")
-        elif docs is not None:
-            p.add(w, f"no binary documents this container's variables (known: {', '.join(BINARIES)})")
-    # Cycles.
+def check_container_limits(c: dict, name: str, env: dict, w: str, p: Problems) -> None:
+    """stopTimeout against the shutdown it must cover, the health check against the start-up,
+    and the sidecar settings that would stop or misconfigure the task."""
+    stop = c.get("stopTimeout")
+    if stop is None:
+        p.add(w, "stopTimeout must be set (the default 30 s may be too short)")
+    elif not 2 <= stop <= 120:
+        p.add(w, f"stopTimeout {stop} is outside 2..120 (the Fargate maximum is 120 s)")
+
+    def seconds(table):
+        """(variable, its value in seconds or None if malformed) for this container."""
+        var, default = table[name]
+        raw = env.get(var)
+        need = parse_duration(raw) if raw else default
+        if need is None:
+            p.add(w, f"{var}={raw!r} is not a duration")
+        return var, need
+
+    if stop is not None and name in SHUTDOWN_VAR:
+        var, need = seconds(SHUTDOWN_VAR)
+        if need is not None and need + SHUTDOWN_MARGIN > stop:
+            p.add(w, f"stopTimeout {stop} leaves no room for {var}={need:g}s (+{SHUTDOWN_MARGIN:g}s) before SIGKILL")
+    hc = c.get("healthCheck")
+    if hc is not None and name in STARTUP_VAR:
+        var, need = seconds(STARTUP_VAR)
+        if need is not None and hc.get("startPeriod", 0) < need:
+            p.add(w, f"healthCheck startPeriod {hc.get('startPeriod', 0)} is shorter than {var}={need:g}s: a slow start would count as unhealthy")
+    if name == "dns-sidecar":
+        if c.get("essential", True) and env.get("DNS_DELETE_ON_EXIT", "true") == "false":
+            p.add(w, "DNS_DELETE_ON_EXIT=false makes the sidecar exit once published, which stops the task while it is essential")
+        if env.get("DNS_PRUNE") == "true" and "{task_id}" not in (env.get("DNS_SET_IDENTIFIER") or ""):
+            p.add(w, "DNS_PRUNE=true needs DNS_SET_IDENTIFIER with {task_id}")
+    if hc is None:
+        p.add(w, "healthCheck missing")
+    else:
+        for key, lo, hi in (("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)):
+            if key in hc and not lo <= hc[key] <= hi:
+                p.add(w, f"healthCheck {key} {hc[key]} is outside {lo}..{hi}")
+        cmd = hc.get("command", [])
+        if not cmd or cmd[0] != "CMD":
+            p.add(w, f"healthCheck command {cmd} must be the exec form [\"CMD\", ...]: the image has no shell")
+        elif name in BINARIES and cmd[1:] != [f"/{name}", "healthcheck"]:
+            p.add(w, f"healthCheck command {cmd} should be [\"CMD\", \"/{name}\", \"healthcheck\"]")
+
+
+def check_container_hardening(c: dict, w: str, p: Problems) -> None:
+    """Read-only root, not privileged, a non-root uid:gid."""
+    if c.get("readonlyRootFilesystem") is not True:
+        p.add(w, "readonlyRootFilesystem must be true")
+    if c.get("privileged"):
+        p.add(w, "privileged must not be set")
+    user = str(c.get("user", ""))
+    parts = user.split(":")
+    if len(parts) != 2 or not all(x.isdigit() and int(x) != 0 for x in parts):
+        p.add(w, f"user {user!r} must be a non-root uid:gid such as 65532:65532 (a lone uid runs with gid 0)")
+
+
+def check_container_dependencies(c: dict, name: str, by_name: dict, w: str, p: Problems) -> None:
+    """dependsOn names another container, with a condition ECS accepts for it."""
+    for dep in c.get("dependsOn", []):
+        target, cond = dep.get("containerName"), dep.get("condition")
+        if target == name or target not in by_name:
+            p.add(w, f"dependsOn {target!r} is not another container of the task")
+            continue
+        if cond not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
+            p.add(w, f"dependsOn condition {cond!r} is not START, COMPLETE, SUCCESS or HEALTHY")
+        if cond in ("COMPLETE", "SUCCESS") and by_name[target].get("essential", True):
+            p.add(w, f"dependsOn {target} with {cond}: ECS refuses {cond} on an essential container")
+        if cond == "HEALTHY" and "healthCheck" not in by_name[target]:
+            p.add(w, f"dependsOn {target} with HEALTHY: {target} has no healthCheck")
+
+
+def check_container_network(c: dict, name: str, env: dict, w: str, p: Problems) -> None:
+    """Port mappings, awslogs, destination rules that must never open the credentials endpoint,
+    and the bastion's secrets."""
+    for pm in c.get("portMappings", []):
+        if "hostPort" in pm and pm["hostPort"] != pm.get("containerPort"):
+            p.add(w, "awsvpc: hostPort must equal containerPort")
+    log = c.get("logConfiguration", {})
+    if log.get("logDriver") != "awslogs" or not {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"} <= set(log.get("options", {})):
+        p.add(w, "logConfiguration must be awslogs with group, region and stream prefix")
+    # The destination rules must never open the credentials endpoint.
+    for rule in filter(None, (env.get("BASTION_PERMIT_OPEN") or "").split(",")):
+        host = rule.strip().rsplit(":", 1)[0].strip("[]")
+        try:
+            net = ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            continue
+        if any(net.version == f.version and net.overlaps(f) for f in FORBIDDEN_NETS):
+            p.add(w, f"BASTION_PERMIT_OPEN rule {rule!r} opens link-local/metadata addresses (169.254.170.2 serves the task role)")
+    if name == "bastion":
+        secrets = {s.get("name") for s in c.get("secrets", [])}
+        for s in ("BASTION_HOST_KEY", "BASTION_AUTHORIZED_KEYS"):
+            if s not in secrets:
+                p.add(w, f"{s} must come from a secret (stable host key; keys out of the task definition)")
+
+
+def check_container_docs(c: dict, name: str, env: dict, docs: dict[str, BinaryDocs] | None, w: str, p: Problems) -> None:
+    """Every variable is documented by the binary's --help (and set once), with an allowed value."""
+    if docs is not None and name in docs:
+        doc = docs[name]
+        names = [e.get("name") for e in c.get("environment", [])] + [s.get("name") for s in c.get("secrets", [])]
+        seen = set()
+        for var in names:
+            if var in seen:
+                p.add(w, f"{var} is set twice")
+            seen.add(var)
+            if var not in doc.env:
+                p.add(w, f"{var} is not documented by `{doc.path} --help` (typo, or a renamed variable)")
+        for var, value in env.items():
+            allowed = doc.env.get(var)
+            if allowed and value not in allowed:
+                p.add(w, f"{var}={value!r} is not one of {', '.join(allowed)}")
+    elif docs is not None:
+        p.add(w, f"no binary documents this container's variables (known: {', '.join(BINARIES)})")
+
+
+def check_dependency_cycles(by_name: dict, where: str, p: Problems) -> None:
+    """No dependsOn cycle among the containers."""
     def visit(n, path):
         if n in path:
             p.add(where, f"dependsOn cycle: {' -> '.join(path + [n])}")
@@ -469,7 +493,6 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
 
     for n in by_name:
         visit(n, [])
-    return p
 
 
 def validate_shape(td: dict, where: str) -> Problems:
@@ -660,7 +683,7 @@ def check_fragment() -> Problems:
     text = FRAGMENT.read_text()
     used = set()
     for path in sorted(ECS.glob("*.json")):
-        used |= set(PLACEHOLDER_RE.findall(path.read_text()))
+        used |= set(placeholders.names(path.read_text()))
     for name in sorted(used):
         if f"`${{{name}}}`" not in text:
             p.add(rel(FRAGMENT), f"placeholder ${{{name}}} (used in ecs/*.json) is not documented")
@@ -943,12 +966,83 @@ def self_test() -> list[str]:
 
 def render(path: str) -> int:
     text = Path(path).read_text()
-    missing = sorted({n for n in PLACEHOLDER_RE.findall(text) if n not in os.environ})
-    if missing:
+    filled, unfilled = placeholders.fill(text, os.environ.get)
+    if unfilled:
+        missing = sorted(set(unfilled))
         print(f"render: set these environment variables: {' '.join(missing)}", file=sys.stderr)
         return 2
-    sys.stdout.write(PLACEHOLDER_RE.sub(lambda m: os.environ[m.group(1)], text))
+    sys.stdout.write(filled)
     return 0
+
+
+def binary_docs(bins: dict[str, str | None], problems: Problems) -> dict[str, BinaryDocs] | None:
+    """What each binary's --help documents; None (with the problems) when a binary is missing."""
+    for name, path in bins.items():
+        if not path:
+            problems.add(name, f"no binary given: pass --{name}-bin PATH or set {BINARIES[name]}")
+        elif not os.access(path, os.X_OK):
+            problems.add(name, f"{path} is not an executable file")
+    if problems:
+        return None
+    docs = {name: BinaryDocs.load(path) for name, path in bins.items()}
+    for name, doc in docs.items():
+        if not doc.env:
+            problems.add(name, f"`{doc.path} --help` documents no [env: ...] variables")
+    return docs
+
+
+def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Problems) -> tuple[dict, dict]:
+    """The task definition file and the stack's (each variant): checked one by one, then
+    compared. Returns the file's task definition (with samples) and the stack variants."""
+    print("==> task definitions")
+    raw_json = json.loads(TASK_JSON.read_text())
+    json_td = load_json_with_samples(TASK_JSON, problems)
+    template = load_stack()
+    variants = {
+        "UseNlb=false": Cfn(template, {**STACK_PARAMS, "UseNlb": "false"}),
+        "UseNlb=false,Prune=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "false", "Prune": "true"}),
+        "UseNlb=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "true"}),
+    }
+    tds = {rel(TASK_JSON): json_td}
+    tds.update({f"{rel(STACK)} ({k})": stack_task_definition(c) for k, c in variants.items()})
+    policies = {rel(TASK_JSON): load_json_with_samples(TASK_POLICY, problems)}
+    for k, c in variants.items():
+        if c.resource_exists("TaskRole"):
+            policies[f"{rel(STACK)} ({k})"] = c.eval(template["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    for where, td in tds.items():
+        problems += check_one_task_definition(where, td, bins, docs, policies.get(where))
+    stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
+    problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
+    nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
+    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["bastion"]:
+        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the bastion alone behind the NLB")
+    problems += check_nlb(variants["UseNlb=true"], nlb_td)
+    problems += check_permit_open_pattern(template)
+    return json_td, variants
+
+
+def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, BinaryDocs], policy: dict | None) -> Problems:
+    """Shape and ECS limits, the bastion started with its environment, and (as root, without
+    network) the sidecar's dry run checked against the task role (`policy`; every variant with
+    a sidecar has one); prints one line."""
+    can_isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
+    found = validate_shape(td, where)
+    found += check_task_definition(td, where, docs)
+    bastion = next((c for c in td["containerDefinitions"] if c["name"] == "bastion"), None)
+    if bastion is None:
+        found.add(where, "no bastion container")
+    else:
+        found += bastion_starts(bins["bastion"], bastion, f"{where}: container bastion")
+    sidecar = next((c for c in td["containerDefinitions"] if c["name"] == "dns-sidecar"), None)
+    what = "API shape, ECS limits, documented variables, bastion starts and its health check agrees"
+    if sidecar is not None and can_isolate:
+        found += sidecar_dry_run(bins["dns-sidecar"], sidecar, policy, f"{where}: container dns-sidecar")
+        what += ", sidecar's change allowed by the task role"
+    elif sidecar is not None:
+        print("  note: not root or no unshare: the sidecar dry run is skipped (it runs only without network)")
+    names = ", ".join(c["name"] for c in td["containerDefinitions"])
+    print(f"  {'ok  ' if not found else 'FAIL'} {where} [{names}]: {what}")
+    return found
 
 
 def main() -> int:
@@ -975,60 +1069,11 @@ def main() -> int:
     print("  ok")
 
     bins = {"bastion": args.bastion_bin, "dns-sidecar": args.dns_sidecar_bin}
-    for name, path in bins.items():
-        if not path:
-            problems.add(name, f"no binary given: pass --{name}-bin PATH or set {BINARIES[name]}")
-        elif not os.access(path, os.X_OK):
-            problems.add(name, f"{path} is not an executable file")
-    if problems:
+    docs = binary_docs(bins, problems)
+    if docs is None:
         print("\n".join(f"  FAIL {x}" for x in problems))
         return 1
-    docs = {name: BinaryDocs.load(path) for name, path in bins.items()}
-    for name, doc in docs.items():
-        if not doc.env:
-            problems.add(name, f"`{doc.path} --help` documents no [env: ...] variables")
-
-    print("==> task definitions")
-    raw_json = json.loads(TASK_JSON.read_text())
-    json_td = load_json_with_samples(TASK_JSON, problems)
-    template = load_stack()
-    variants = {
-        "UseNlb=false": Cfn(template, {**STACK_PARAMS, "UseNlb": "false"}),
-        "UseNlb=false,Prune=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "false", "Prune": "true"}),
-        "UseNlb=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "true"}),
-    }
-    tds = {rel(TASK_JSON): json_td}
-    tds.update({f"{rel(STACK)} ({k})": stack_task_definition(c) for k, c in variants.items()})
-    can_isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
-    policies = {rel(TASK_JSON): load_json_with_samples(TASK_POLICY, problems)}
-    for k, c in variants.items():
-        if c.resource_exists("TaskRole"):
-            policies[f"{rel(STACK)} ({k})"] = c.eval(template["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"])
-    for where, td in tds.items():
-        found = validate_shape(td, where)
-        found += check_task_definition(td, where, docs)
-        bastion = next((c for c in td["containerDefinitions"] if c["name"] == "bastion"), None)
-        if bastion is None:
-            found.add(where, "no bastion container")
-        else:
-            found += bastion_starts(bins["bastion"], bastion, f"{where}: container bastion")
-        sidecar = next((c for c in td["containerDefinitions"] if c["name"] == "dns-sidecar"), None)
-        what = "API shape, ECS limits, documented variables, bastion starts and its health check agrees"
-        if sidecar is not None and can_isolate:
-            found += sidecar_dry_run(bins["dns-sidecar"], sidecar, policies[where], f"{where}: container dns-sidecar")
-            what += ", sidecar's change allowed by the task role"
-        elif sidecar is not None:
-            print("  note: not root or no unshare: the sidecar dry run is skipped (it runs only without network)")
-        names = ", ".join(c["name"] for c in td["containerDefinitions"])
-        print(f"  {'ok  ' if not found else 'FAIL'} {where} [{names}]: {what}")
-        problems += found
-    stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
-    problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
-    nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
-    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["bastion"]:
-        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the bastion alone behind the NLB")
-    problems += check_nlb(variants["UseNlb=true"], nlb_td)
-    problems += check_permit_open_pattern(template)
+    json_td, variants = check_task_definitions(bins, docs, problems)
 
     print("==> IAM policies, Dockerfiles, README placeholders")
     problems += check_policies(variants["UseNlb=false,Prune=true"])

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::address::{parse_explicit, parse_record_types, RecordType};
 use crate::error::{Error, Result};
 use crate::logging::LogFormat;
 use crate::template::Template;
+use dns_sidecar_route53::address::{parse_explicit, parse_record_types, printable, RecordType};
 
 const ABOUT: &str = "Publish this ECS task's public IP in Route 53 while the task runs.";
 const LONG_ABOUT: &str = "\
@@ -181,64 +181,19 @@ pub struct Settings {
 }
 
 impl Options {
+    /// Validates every setting, in the order they are documented; the first bad one is the
+    /// error (naming its variable).
     pub fn into_settings(self) -> Result<Settings> {
         let zone_id = normalize_zone_id(self.hosted_zone_id.as_deref())?;
-        let record_name = Template::parse(
-            "DNS_RECORD_NAME",
-            self.record_name
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| {
-                    Error::config(
-                        "DNS_RECORD_NAME is not set: give the record name template, e.g. \
-                         jumpbox.{region}.example.com",
-                    )
-                })?
-                .trim(),
-        )?;
+        let record_name = record_name(self.record_name.as_deref())?;
         let set_identifier = match self.set_identifier.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(Template::parse("DNS_SET_IDENTIFIER", s)?),
         };
         let record_types = parse_record_types(&self.record_types)?;
-        let explicit_ips = match self.ip.as_deref().map(str::trim) {
-            None | Some("") => Vec::new(),
-            Some(s) => parse_explicit(s)?,
-        };
-        if !explicit_ips.is_empty() {
-            for ip in &explicit_ips {
-                if !record_types.contains(&RecordType::of(*ip)) {
-                    return Err(Error::config(format!(
-                        "DNS_IP: {ip} is an {} address but DNS_RECORD_TYPES is {}; add {} to \
-                         DNS_RECORD_TYPES or remove the address",
-                        RecordType::of(*ip),
-                        self.record_types,
-                        RecordType::of(*ip)
-                    )));
-                }
-            }
-        }
-        let echo_url = reqwest::Url::parse(self.echo_url.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "DNS_ECHO_URL: \"{}\" is not an http(s) URL",
-                    crate::address::printable(&self.echo_url)
-                ))
-            })?;
-        let health_listen: SocketAddr = self.health_listen.trim().parse().map_err(|_| {
-            Error::config(format!(
-                "DNS_HEALTH_LISTEN: \"{}\" is not an address:port such as 127.0.0.1:9053",
-                self.health_listen
-            ))
-        })?;
-        if !health_listen.ip().is_loopback() {
-            return Err(Error::config(format!(
-                "DNS_HEALTH_LISTEN: {health_listen} is not a loopback address; the status port \
-                 is for the health check inside the task only (use 127.0.0.1:PORT)"
-            )));
-        }
+        let explicit_ips = explicit_ips(self.ip.as_deref(), &record_types, &self.record_types)?;
+        let echo_url = echo_url(&self.echo_url)?;
+        let health_listen = health_listen(&self.health_listen)?;
         if self.timeout.is_zero() {
             return Err(Error::config("DNS_TIMEOUT: must be more than 0s"));
         }
@@ -251,21 +206,7 @@ impl Options {
                  records say which task owns them",
             ));
         }
-        let metadata_uri = self
-            .metadata_uri
-            .map(|s| s.trim().trim_end_matches('/').to_string())
-            .filter(|s| !s.is_empty());
-        if let Some(uri) = &metadata_uri {
-            let ok = reqwest::Url::parse(uri)
-                .ok()
-                .is_some_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(Error::config(format!(
-                    "ECS_CONTAINER_METADATA_URI_V4: \"{}\" is not an http URL",
-                    crate::address::printable(uri)
-                )));
-            }
-        }
+        let metadata_uri = metadata_uri(self.metadata_uri)?;
         let region = self
             .region
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
@@ -294,6 +235,88 @@ impl Options {
     }
 }
 
+/// `DNS_RECORD_NAME`: required, a valid name template.
+fn record_name(value: Option<&str>) -> Result<Template> {
+    let raw = value.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        Error::config(
+            "DNS_RECORD_NAME is not set: give the record name template, e.g. \
+             jumpbox.{region}.example.com",
+        )
+    })?;
+    Template::parse("DNS_RECORD_NAME", raw.trim())
+}
+
+/// `DNS_IP`: none, or addresses whose families are all in `DNS_RECORD_TYPES`
+/// (`types_setting` is that variable's value, for the message).
+fn explicit_ips(
+    value: Option<&str>,
+    record_types: &[RecordType],
+    types_setting: &str,
+) -> Result<Vec<IpAddr>> {
+    let explicit_ips = match value.map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(s) => parse_explicit(s)?,
+    };
+    for ip in &explicit_ips {
+        let rtype = RecordType::of(*ip);
+        if !record_types.contains(&rtype) {
+            return Err(Error::config(format!(
+                "DNS_IP: {ip} is an {rtype} address but DNS_RECORD_TYPES is {types_setting}; \
+                 add {rtype} to DNS_RECORD_TYPES or remove the address"
+            )));
+        }
+    }
+    Ok(explicit_ips)
+}
+
+/// `DNS_ECHO_URL`: an http(s) URL with a host.
+fn echo_url(value: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(value.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            Error::config(format!(
+                "DNS_ECHO_URL: \"{}\" is not an http(s) URL",
+                printable(value)
+            ))
+        })
+}
+
+/// `DNS_HEALTH_LISTEN`: a loopback address and port.
+fn health_listen(value: &str) -> Result<SocketAddr> {
+    let health_listen: SocketAddr = value.trim().parse().map_err(|_| {
+        Error::config(format!(
+            "DNS_HEALTH_LISTEN: \"{value}\" is not an address:port such as 127.0.0.1:9053"
+        ))
+    })?;
+    if !health_listen.ip().is_loopback() {
+        return Err(Error::config(format!(
+            "DNS_HEALTH_LISTEN: {health_listen} is not a loopback address; the status port \
+             is for the health check inside the task only (use 127.0.0.1:PORT)"
+        )));
+    }
+    Ok(health_listen)
+}
+
+/// `ECS_CONTAINER_METADATA_URI_V4`: unset, or an http(s) URL (without a trailing slash).
+fn metadata_uri(value: Option<String>) -> Result<Option<String>> {
+    let metadata_uri = value
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty());
+    if let Some(uri) = &metadata_uri {
+        let ok = reqwest::Url::parse(uri)
+            .ok()
+            .is_some_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(Error::config(format!(
+                "ECS_CONTAINER_METADATA_URI_V4: \"{}\" is not an http URL",
+                printable(uri)
+            )));
+        }
+    }
+    Ok(metadata_uri)
+}
+
 /// Accepts `Z123...` and the `/hostedzone/Z123...` form the console and CLI print.
 fn normalize_zone_id(value: Option<&str>) -> Result<String> {
     let raw = value
@@ -315,7 +338,7 @@ fn normalize_zone_id(value: Option<&str>) -> Result<String> {
         return Err(Error::config(format!(
             "DNS_HOSTED_ZONE_ID: \"{}\" is not a hosted zone id; it looks like Z0123456789ABC \
              (upper-case letters and digits)",
-            crate::address::printable(raw)
+            printable(raw)
         )));
     }
     Ok(id.to_string())

@@ -11,18 +11,18 @@
 //! IPv6 (`AAAA`) comes from the task metadata: on a dual-stack subnet the task's IPv6 address
 //! is globally routable and needs no AWS call.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, NetworkInterface};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::address::{global_from, not_global, printable, RecordType};
 use crate::config::{IpSource, Settings};
 use crate::error::{Error, Result};
 use crate::metadata::{error_chain, TaskMetadata};
-use crate::retry::{self, Backoff};
+use dns_sidecar_route53::address::{global_from, not_global, printable, RecordType};
+use dns_sidecar_route53::retry::{self, Backoff};
 
 /// One discovered address and where it came from (for the logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +154,18 @@ async fn from_ec2(
                 .into(),
         )
     })?;
+    let candidates = describe_interfaces(ec2, meta, private, deadline).await?;
+    public_address(&candidates, meta, private)
+}
+
+/// `DescribeNetworkInterfaces` filtered on the task's private address (and zone), retried
+/// within the deadline.
+async fn describe_interfaces(
+    ec2: &aws_sdk_ec2::Client,
+    meta: &TaskMetadata,
+    private: Ipv4Addr,
+    deadline: Instant,
+) -> std::result::Result<Vec<NetworkInterface>, Ec2Error> {
     let mut filters = vec![Filter::builder()
         .name("addresses.private-ip-address")
         .values(private.to_string())
@@ -191,7 +203,16 @@ async fn from_ec2(
             Ec2Error::Other(msg)
         }
     })?;
-    let candidates = out.network_interfaces();
+    Ok(out.network_interfaces().to_vec())
+}
+
+/// The task's interface among `candidates` (by MAC address; private addresses repeat across
+/// VPCs) and its associated public address, which must be globally routable.
+fn public_address(
+    candidates: &[NetworkInterface],
+    meta: &TaskMetadata,
+    private: Ipv4Addr,
+) -> std::result::Result<Found, Ec2Error> {
     let eni = match &meta.mac {
         Some(mac) => candidates
             .iter()

@@ -9,26 +9,24 @@
 //! - [`config`]: every flag and `DNS_*` variable, defaults and validation.
 //! - [`template`]: `{region}`/`{task_id}`/… name templates and DNS name rules.
 //! - [`metadata`]: the ECS task metadata endpoint v4 (`/task`).
-//! - [`address`]: which addresses may be published (globally routable, one per family).
 //! - [`discover`]: the public address: explicit, EC2 `DescribeNetworkInterfaces`, or an echo URL.
-//! - [`retry`]: deadline-bounded exponential backoff with jitter; what is worth retrying.
-//! - [`record`]: the records we own, as Route 53 change batches and as `--dry-run` JSON.
-//! - [`route53`]: UPSERT, wait for `INSYNC`, read back, delete-if-still-ours.
 //! - [`prune`]: removes multivalue records left behind by tasks that no longer run.
 //! - [`health`]: the loopback status port and the `dns-sidecar healthcheck` probe.
 //! - [`lifecycle`]: the whole run: publish, watch, wait for the stop signal, clean up.
-//! - [`error`]: one error type whose message says what failed and what to do.
+//! - [`error`]: the sidecar's error type, whose message says what failed and what to do (the
+//!   exit code follows from it).
 //!
-//! [`error`], [`address`], [`retry`], [`record`] and [`route53`] come from the
-//! `dns-sidecar-route53` crate (`dns-sidecar/route53/`).
+//! The Route 53 side is the `dns-sidecar-route53` crate (`dns-sidecar/route53/`; see its
+//! Cargo.toml for why it is a crate of its own), used under its own name
+//! `dns_sidecar_route53`: `address` (which addresses may be published: globally routable, one
+//! per family), `retry` (deadline-bounded backoff; what is worth retrying), `record` (the
+//! records we own, as change batches and `--dry-run` JSON) and `route53` (UPSERT, wait for
+//! `INSYNC`, read back, delete-if-still-ours). Its errors convert into [`error::Error`].
 #![forbid(unsafe_code)]
-
-// The Route 53 side lives in its own crate (see its Cargo.toml for why); re-exported here so
-// the sidecar and its users name it `dns_sidecar::route53` and so on.
-pub use dns_sidecar_route53::{address, error, record, retry, route53};
 
 pub mod config;
 pub mod discover;
+pub mod error;
 pub mod health;
 pub mod lifecycle;
 pub mod logging;

@@ -20,12 +20,12 @@ use crate::discover;
 use crate::error::{Error, Result};
 use crate::health::{self, State};
 use crate::metadata::{self, TaskMetadata};
-use crate::record::{self, OwnedRecord, Ownership};
-use crate::route53::{Cleanup, Zone};
 use crate::template::{check_record_name, check_set_identifier, Vars};
+use dns_sidecar_route53::record::{self, OwnedRecord, Ownership};
+use dns_sidecar_route53::route53::{Cleanup, Zone};
 
 /// The AWS clients, built from the standard configuration chain (credentials, endpoints such
-/// as AWS_ENDPOINT_URL) with the SDK's own retries off: [`crate::retry`] decides.
+/// as AWS_ENDPOINT_URL) with the SDK's own retries off: [`dns_sidecar_route53::retry`] decides.
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub zone: Zone,
@@ -165,7 +165,7 @@ pub async fn prepare(
         info!(event = "discovered", ip = %f.ip, source = f.source, "address found");
         records.push(OwnedRecord {
             name: name.clone(),
-            rtype: crate::address::RecordType::of(f.ip),
+            rtype: dns_sidecar_route53::address::RecordType::of(f.ip),
             ttl: settings.ttl,
             value: f.ip,
             set_identifier: set_identifier.clone(),
@@ -225,11 +225,7 @@ pub async fn run(settings: Settings, started: Instant) -> Result<()> {
     };
     let comment = record::comment(prepared.meta.as_ref().map(|m| m.task_id.as_str()));
     if settings.dry_run {
-        let batch = record::dry_run_json(&settings.zone_id, &prepared.records, &comment);
-        let text = serde_json::to_string_pretty(&batch)
-            .map_err(|e| Error::runtime(format!("printing the change batch: {e}")))?;
-        println!("{text}");
-        return Ok(());
+        return print_dry_run(&settings.zone_id, &prepared.records, &comment);
     }
     let aws = prepared
         .aws
@@ -242,50 +238,17 @@ pub async fn run(settings: Settings, started: Instant) -> Result<()> {
     if settings.prune {
         prune_at_start(&settings, &prepared, &aws, deadline).await;
     }
-    let records = prepared.records;
-    let described = records
-        .iter()
-        .map(OwnedRecord::describe)
-        .collect::<Vec<_>>()
-        .join("; ");
-    info!(event = "upsert", records = %described, zone = %settings.zone_id,
-          ms_since_start = started.elapsed().as_millis() as u64,
-          "sending the UPSERT to Route 53");
-    let publish = async {
-        let change = aws.zone.upsert(&records, &comment, deadline).await?;
-        let insync_ms = if settings.wait_insync {
-            Some(aws.zone.wait_insync(&change, deadline).await?.as_millis() as u64)
-        } else {
-            None
-        };
-        Ok::<_, Error>((change, insync_ms))
+    let publication = Publication {
+        settings: &settings,
+        zone: &aws.zone,
+        records: &prepared.records,
+        comment,
+        started,
     };
-    let outcome = tokio::select! {
-        r = publish => Some(r),
-        sig = stop.recv() => {
-            info!(event = "stopping", signal = sig, "stop signal while publishing");
-            None
-        }
+    let Some(described) = publication.publish(deadline, &mut stop).await? else {
+        return Ok(()); // stopped while publishing, and cleaned up
     };
-    match outcome {
-        Some(Ok((change, insync_ms))) => {
-            for r in &records {
-                info!(event = "published", name = %r.name, r#type = r.rtype.as_str(),
-                      ip = %r.value, ttl = r.ttl,
-                      set_identifier = r.set_identifier.as_deref().unwrap_or(""),
-                      change_id = %change, insync_ms,
-                      ms_since_start = started.elapsed().as_millis() as u64,
-                      "record published");
-            }
-            state_tx.send_replace(State::Published(described.clone()));
-        }
-        Some(Err(e)) => {
-            // The UPSERT may have landed: remove what is ours before failing.
-            let _ = cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await;
-            return Err(e);
-        }
-        None => return cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await,
-    }
+    state_tx.send_replace(State::Published(described));
     if !settings.delete_on_exit {
         info!(
             event = "exiting",
@@ -293,14 +256,111 @@ pub async fn run(settings: Settings, started: Instant) -> Result<()> {
         );
         return Ok(());
     }
-    let sig = watch_until_stop(&aws.zone, &records, &settings, &state_tx, &mut stop).await;
+    let sig = watch_until_stop(
+        &aws.zone,
+        publication.records,
+        &settings,
+        &state_tx,
+        &mut stop,
+    )
+    .await;
     info!(
         event = "stopping",
         signal = sig,
         "removing the record if it is still ours"
     );
     state_tx.send_replace(State::Stopping);
-    cleanup(&aws.zone, &records, &comment, settings.stop_timeout).await
+    publication.cleanup().await
+}
+
+/// `--dry-run`: the change batch as JSON on stdout.
+fn print_dry_run(zone_id: &str, records: &[OwnedRecord], comment: &str) -> Result<()> {
+    let batch = record::dry_run_json(zone_id, records, comment);
+    let text = serde_json::to_string_pretty(&batch)
+        .map_err(|e| Error::runtime(format!("printing the change batch: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The records of one real run, and where and how they are published.
+struct Publication<'a> {
+    settings: &'a Settings,
+    zone: &'a Zone,
+    records: &'a [OwnedRecord],
+    comment: String,
+    /// The process start, for the timing in the logs.
+    started: Instant,
+}
+
+impl Publication<'_> {
+    /// The UPSERT, then (with `DNS_WAIT_INSYNC`) the wait for `INSYNC`, unless a stop signal
+    /// comes first. `Some(description of the records)` once published; `None` when stopped
+    /// (after the clean-up). A failure also runs the clean-up first: the UPSERT may have landed.
+    async fn publish(&self, deadline: Instant, stop: &mut Stop) -> Result<Option<String>> {
+        let described = self
+            .records
+            .iter()
+            .map(OwnedRecord::describe)
+            .collect::<Vec<_>>()
+            .join("; ");
+        info!(event = "upsert", records = %described, zone = %self.settings.zone_id,
+              ms_since_start = self.started.elapsed().as_millis() as u64,
+              "sending the UPSERT to Route 53");
+        let outcome = tokio::select! {
+            r = self.upsert_and_wait(deadline) => Some(r),
+            sig = stop.recv() => {
+                info!(event = "stopping", signal = sig, "stop signal while publishing");
+                None
+            }
+        };
+        match outcome {
+            Some(Ok((change, insync_ms))) => {
+                self.log_published(&change, insync_ms);
+                Ok(Some(described))
+            }
+            Some(Err(e)) => {
+                let _ = self.cleanup().await;
+                Err(e)
+            }
+            None => self.cleanup().await.map(|()| None),
+        }
+    }
+
+    /// The change id, and how long `INSYNC` took (when waited for), in milliseconds.
+    async fn upsert_and_wait(&self, deadline: Instant) -> Result<(String, Option<u64>)> {
+        let change = self
+            .zone
+            .upsert(self.records, &self.comment, deadline)
+            .await?;
+        let insync_ms = if self.settings.wait_insync {
+            Some(self.zone.wait_insync(&change, deadline).await?.as_millis() as u64)
+        } else {
+            None
+        };
+        Ok((change, insync_ms))
+    }
+
+    /// One `published` event per record.
+    fn log_published(&self, change: &str, insync_ms: Option<u64>) {
+        for r in self.records {
+            info!(event = "published", name = %r.name, r#type = r.rtype.as_str(),
+                  ip = %r.value, ttl = r.ttl,
+                  set_identifier = r.set_identifier.as_deref().unwrap_or(""),
+                  change_id = %change, insync_ms,
+                  ms_since_start = self.started.elapsed().as_millis() as u64,
+                  "record published");
+        }
+    }
+
+    async fn cleanup(&self) -> Result<()> {
+        cleanup(
+            self.zone,
+            self.records,
+            &self.comment,
+            self.settings.stop_timeout,
+        )
+        .await
+    }
 }
 
 async fn prune_at_start(settings: &Settings, prepared: &Prepared, aws: &Aws, deadline: Instant) {

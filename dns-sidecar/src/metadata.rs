@@ -11,8 +11,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::retry::Backoff;
 use crate::template::Vars;
+use dns_sidecar_route53::retry::Backoff;
 
 /// What the sidecar uses from the task metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub fn parse(body: &str) -> Result<TaskMetadata> {
             s.parse::<Ipv4Addr>().map_err(|_| {
                 Error::runtime(format!(
                     "the ECS task metadata has IPv4Addresses \"{}\", not an IPv4 address",
-                    crate::address::printable(s)
+                    dns_sidecar_route53::address::printable(s)
                 ))
             })
         })

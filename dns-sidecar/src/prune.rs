@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use tracing::info;
 
 use crate::error::{Error, Result};
-use crate::retry::{self, Backoff};
-use crate::route53::Zone;
 use crate::template::{Template, Vars};
+use dns_sidecar_route53::retry::{self, Backoff};
+use dns_sidecar_route53::route53::Zone;
 
 /// The task id a set identifier names, if it follows `prefix{task_id}suffix` and the middle
 /// looks like an ECS task id (32 hex digits, or the older UUID form): a record someone added by
@@ -107,7 +107,7 @@ pub async fn prune(
     zone: &Zone,
     ecs: &aws_sdk_ecs::Client,
     name: &str,
-    types: &[crate::address::RecordType],
+    types: &[dns_sidecar_route53::address::RecordType],
     template: &Template,
     vars: &Vars,
     cluster: &str,

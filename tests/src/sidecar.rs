@@ -1,17 +1,17 @@
 //! Harness for the dns-sidecar end-to-end tests: a `moto` server (the Route 53 / EC2
-//! emulator, seeded and inspected through boto3 by `tests/moto_fixture.py`), a small HTTP test
-//! server standing in for the ECS task-metadata, container-credentials and echo endpoints
-//! (they have no emulator), and the `dns-sidecar` process itself with a clean environment,
-//! so nothing from the developer's shell (AWS profiles, real endpoints) can leak in.
+//! emulator, seeded and inspected through boto3 by `scripts/moto_seed.py`), the ECS
+//! task-metadata and container-credentials endpoints (they have no emulator:
+//! `scripts/task_endpoints.py`, which also serves the tests' echo URL), and the `dns-sidecar`
+//! process itself with a clean environment, so nothing from the developer's shell (AWS
+//! profiles, real endpoints) can leak in. The seeding and the endpoints are the Python ones
+//! `scripts/local-task` uses, driven here as subprocesses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -89,9 +89,9 @@ impl Moto {
         panic!("moto_server could not get a free port in 5 tries")
     }
 
-    /// Run tests/moto_fixture.py with `args`; its JSON output.
+    /// Run scripts/moto_seed.py with `args`; its JSON output.
     pub fn fixture(&self, args: &[&str]) -> Value {
-        let script = workspace_root().join("tests/moto_fixture.py");
+        let script = workspace_root().join("scripts/moto_seed.py");
         let mut cmd = Command::new(venv_bin("python"));
         cmd.arg(script)
             .args(args)
@@ -99,10 +99,10 @@ impl Moto {
         cmd.env_remove("AWS_PROFILE")
             .env_remove("AWS_CA_BUNDLE")
             .env("AWS_EC2_METADATA_DISABLED", "true");
-        let out = run_command(&mut cmd, "moto_fixture.py", Duration::from_secs(60));
-        out.expect_success(&format!("moto_fixture.py {args:?}"));
+        let out = run_command(&mut cmd, "moto_seed.py", Duration::from_secs(60));
+        out.expect_success(&format!("moto_seed.py {args:?}"));
         serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("moto_fixture.py printed no JSON ({e}): {}", out.stdout))
+            .unwrap_or_else(|e| panic!("moto_seed.py printed no JSON ({e}): {}", out.stdout))
     }
 
     pub fn create_zone(&self, name: &str) -> String {
@@ -144,148 +144,134 @@ impl Moto {
     }
 }
 
-/// One plain HTTP GET over a fresh connection; the body when the status is 2xx.
-fn http_get(host: &str, path: &str) -> Option<String> {
+/// How long the task endpoints (a Python subprocess) get to print their address.
+pub const ENDPOINTS_START: Duration = Duration::from_secs(30);
+
+/// One plain HTTP/1.0 request over a fresh connection: the status and body.
+fn http(host: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(host).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
-    let ok = buf.split(' ').nth(1).is_some_and(|c| c.starts_with('2'));
-    ok.then(|| {
-        buf.split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
-            .unwrap_or_default()
-    })
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
-type Routes = Arc<Mutex<HashMap<String, (u16, String)>>>;
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 (port 0) answering GETs from a route table the test
-/// can change at any time; unknown paths get 404. Stops when dropped.
-pub struct TestHttp {
-    addr: SocketAddr,
-    routes: Routes,
-    hits: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
+/// One plain HTTP GET over a fresh connection; the body when the status is 2xx.
+fn http_get(host: &str, path: &str) -> Option<String> {
+    let (status, body) = http(host, "GET", path, "")?;
+    (200..300).contains(&status).then_some(body)
 }
 
-impl TestHttp {
-    pub fn start() -> TestHttp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the test HTTP server");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("test HTTP address");
-        let routes: Routes = Arc::default();
-        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, h, st) = (routes.clone(), hits.clone(), stop.clone());
-        thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (r, h) = (r.clone(), h.clone());
-                        thread::spawn(move || serve_one(conn, &r, &h));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        TestHttp {
-            addr,
-            routes,
-            hits,
-            stop,
+/// The ECS task-metadata and container-credentials endpoints of one task:
+/// `scripts/task_endpoints.py serve` (the implementation local-task uses too), run as a
+/// subprocess and killed when dropped. Its test routes answer any other path the test sets
+/// (an echo URL, a changed task document) and count the requests per path.
+pub struct Endpoints {
+    proc: ChildGuard,
+    /// `127.0.0.1:port`.
+    host: String,
+    pub metadata_uri: String,
+    pub credentials_uri: String,
+}
+
+impl Endpoints {
+    /// The endpoints of a task whose network interface is `eni`.
+    pub fn start(eni: &Eni, task_id: &str, region: &str) -> Endpoints {
+        let script = workspace_root().join("scripts/task_endpoints.py");
+        let mut cmd = Command::new(venv_bin("python"));
+        cmd.arg(script).args([
+            "serve",
+            "--task-id",
+            task_id,
+            "--private-ip",
+            &eni.private,
+            "--mac",
+            &eni.mac,
+            "--region",
+            region,
+        ]);
+        let mut proc = ChildGuard::spawn(&mut cmd, "task_endpoints.py", Input::Null);
+        let printed = proc
+            .stdout()
+            .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));
+        let line = proc.stdout().text();
+        let ready: Value = serde_json::from_str(line.lines().next().unwrap_or(""))
+            .ok()
+            .filter(|_| printed)
+            .unwrap_or_else(|| {
+                panic!(
+                    "task_endpoints.py printed no address within {ENDPOINTS_START:?} \
+                     (exit: {:?}); stdout: {line}; stderr:\n{}",
+                    proc.try_status(),
+                    proc.stderr().text()
+                )
+            });
+        let field = |name: &str| ready[name].as_str().unwrap_or_default().to_string();
+        Endpoints {
+            host: field("base").trim_start_matches("http://").to_string(),
+            metadata_uri: field("metadata_uri"),
+            credentials_uri: field("credentials_uri"),
+            proc,
         }
     }
 
+    /// From now on, answer GET `path` with `status` and `body` (text/plain).
     pub fn route(&self, path: &str, status: u16, body: impl Into<String>) {
-        self.routes
-            .lock()
-            .expect("routes lock")
-            .insert(path.to_string(), (status, body.into()));
+        let answer = serde_json::json!({"status": status, "body": body.into()}).to_string();
+        let put = http(
+            &self.host,
+            "PUT",
+            &format!("/_test/route?path={path}"),
+            &answer,
+        );
+        assert!(
+            matches!(put, Some((200, _))),
+            "setting the test route {path}: {put:?}; stderr:\n{}",
+            self.proc.stderr().text()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.host)
     }
 
     /// How many requests asked for `path`.
     pub fn hits(&self, path: &str) -> usize {
-        self.hits
-            .lock()
-            .expect("hits lock")
-            .iter()
-            .filter(|p| *p == path)
-            .count()
+        let answer = http_get(&self.host, &format!("/_test/hits?path={path}"))
+            .unwrap_or_else(|| panic!("asking the task endpoints for the hits of {path}"));
+        let v: Value = serde_json::from_str(&answer).expect("hits answer is JSON");
+        v["hits"].as_u64().expect("hits count") as usize
     }
-}
 
-impl Drop for TestHttp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// The path of the task metadata document (`${ECS_CONTAINER_METADATA_URI_V4}/task`).
+    pub fn task_path(&self) -> String {
+        let base = self.url("");
+        format!("{}/task", self.metadata_uri.trim_start_matches(&base))
     }
-}
 
-fn serve_one(mut conn: TcpStream, routes: &Routes, hits: &Mutex<Vec<String>>) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
+    /// The task metadata document the endpoints serve now.
+    pub fn task_metadata(&self) -> Value {
+        let body = http_get(&self.host, &self.task_path())
+            .unwrap_or_else(|| panic!("GET {} failed", self.task_path()));
+        serde_json::from_str(&body).expect("the task metadata is JSON")
     }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-    hits.lock().expect("hits lock").push(path.clone());
-    let (status, body) = routes
-        .lock()
-        .expect("routes lock")
-        .get(&path)
-        .cloned()
-        .unwrap_or((404, "not found".into()));
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: \
-         close\r\n\r\n{body}",
-        body.len()
-    );
-}
-
-/// The documented Fargate task metadata (`/task`), with this test's task id, region, zone and
-/// network interface filled in.
-pub fn task_metadata(eni: &Eni, task_id: &str, region: &str) -> String {
-    let path = workspace_root().join("dns-sidecar/tests/fixtures/ecs-task-metadata-v4-task.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut doc: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    doc["TaskARN"] = format!("arn:aws:ecs:{region}:123456789012:task/jumpbox/{task_id}").into();
-    doc["Cluster"] = format!("arn:aws:ecs:{region}:123456789012:cluster/jumpbox").into();
-    doc["AvailabilityZone"] = format!("{region}a").into();
-    let net = &mut doc["Containers"][0]["Networks"][0];
-    net["IPv4Addresses"] = serde_json::json!([eni.private]);
-    net["MACAddress"] = eni.mac.clone().into();
-    doc.to_string()
-}
-
-/// A container-credentials answer (the documented shape), valid for an hour.
-pub fn credentials_json() -> String {
-    serde_json::json!({
-        "AccessKeyId": "AKIATESTSIDECAR",
-        "SecretAccessKey": "test-secret",
-        "Token": "test-session-token",
-        "Expiration": "2099-01-01T00:00:00Z",
-    })
-    .to_string()
 }
 
 /// One simulated task: the metadata and credentials it sees, its sidecar's environment.
 pub struct Task {
-    pub http: TestHttp,
+    /// The task's metadata and credentials endpoints (also serving the test's echo URL).
+    pub http: Endpoints,
     pub task_id: String,
     pub env: BTreeMap<String, String>,
 }
@@ -293,19 +279,16 @@ pub struct Task {
 impl Task {
     /// A task whose metadata describes `eni`, talking to `moto`, publishing in `zone`.
     pub fn new(moto: &Moto, zone: &str, eni: &Eni, task_id: &str) -> Task {
-        let http = TestHttp::start();
-        http.route(
-            "/v4/meta/task",
-            200,
-            task_metadata(eni, task_id, "eu-west-1"),
-        );
-        http.route("/creds", 200, credentials_json());
+        let http = Endpoints::start(eni, task_id, "eu-west-1");
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", http.url("/creds")),
-            ("ECS_CONTAINER_METADATA_URI_V4", http.url("/v4/meta")),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                http.credentials_uri.clone(),
+            ),
+            ("ECS_CONTAINER_METADATA_URI_V4", http.metadata_uri.clone()),
             ("DNS_HOSTED_ZONE_ID", zone.to_string()),
             ("DNS_RECORD_NAME", "jumpbox.{region}.example.com".into()),
             (

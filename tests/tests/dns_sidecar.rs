@@ -93,15 +93,11 @@ fn publishes_the_public_ip_with_the_ttl_and_removes_it_on_sigterm() {
 }
 
 /// The metadata of a task on a dual-stack subnet: the ENI also has these IPv6 addresses.
-fn dual_stack(task: &Task, eni: &e2e::sidecar::Eni, ipv6: &[&str]) {
-    let mut doc: Value = serde_json::from_str(&e2e::sidecar::task_metadata(
-        eni,
-        &task.task_id,
-        "eu-west-1",
-    ))
-    .expect("metadata is JSON");
+fn dual_stack(task: &Task, ipv6: &[&str]) {
+    let mut doc = task.http.task_metadata();
     doc["Containers"][0]["Networks"][0]["IPv6Addresses"] = serde_json::json!(ipv6);
-    task.http.route("/v4/meta/task", 200, doc.to_string());
+    task.http
+        .route(&task.http.task_path(), 200, doc.to_string());
 }
 
 #[test]
@@ -109,7 +105,7 @@ fn dual_stack_publishes_a_and_aaaa_and_removes_both() {
     let (moto, zone, eni) = setup(Some("52.95.110.1"));
     let task = Task::new(&moto, &zone, &eni, "task0006").env("DNS_RECORD_TYPES", "A,AAAA");
     // A link-local address first: only the globally routable one may be published.
-    dual_stack(&task, &eni, &["fe80::1", "2600:1f18:4a3:6901::5"]);
+    dual_stack(&task, &["fe80::1", "2600:1f18:4a3:6901::5"]);
     let mut sidecar = task.start();
     sidecar.expect_event("published", PUBLISH);
     // One `published` event per record: wait (bounded) for the second.
@@ -168,7 +164,7 @@ fn dual_stack_publishes_a_and_aaaa_and_removes_both() {
 fn aaaa_without_a_global_ipv6_address_is_a_clear_error() {
     let (moto, zone, eni) = setup(Some("52.95.110.1"));
     let task = Task::new(&moto, &zone, &eni, "task0007").env("DNS_RECORD_TYPES", "AAAA");
-    dual_stack(&task, &eni, &["fe80::1"]);
+    dual_stack(&task, &["fe80::1"]);
     let out = task.run(&[], PUBLISH);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(

@@ -1,5 +1,6 @@
-//! The sidecar's one error type. Every message names the setting or AWS action involved and,
-//! where there is one, the fix; the kind decides the exit code (2 for configuration, 1 else).
+//! The Route 53 side's error type (the sidecar's own `error::Error` converts from it). Every
+//! message names the setting or AWS action involved and, where there is one, the fix; the kind
+//! decides the exit code (2 for configuration, 1 else).
 
 use std::fmt;
 
