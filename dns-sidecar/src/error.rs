@@ -7,14 +7,9 @@ use std::fmt;
 
 use dns_sidecar_route53::error as route53_error;
 
-/// Why a run failed; decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A setting is missing or malformed: exit 2, nothing was changed.
-    Config,
-    /// Discovery, AWS or network failure: exit 1.
-    Runtime,
-}
+/// Why a run failed (a setting, or discovery/AWS/network); decides the exit code. The Route
+/// 53 crate's vocabulary, shared.
+pub use route53_error::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -53,12 +48,8 @@ impl Error {
 
 impl From<route53_error::Error> for Error {
     fn from(e: route53_error::Error) -> Self {
-        let kind = match e.kind {
-            route53_error::Kind::Config => Kind::Config,
-            route53_error::Kind::Runtime => Kind::Runtime,
-        };
         Error {
-            kind,
+            kind: e.kind,
             message: e.message,
         }
     }

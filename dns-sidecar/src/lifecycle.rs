@@ -466,7 +466,7 @@ pub async fn cleanup(
     let results = zone
         .delete_if_ours(records, comment, deadline)
         .await
-        .map_err(|e| e.context("removing the record at stop"))?;
+        .map_err(|e| Error::from(e).context("removing the record at stop"))?;
     for r in results {
         match r {
             Cleanup::Deleted(rec) => {

@@ -1,10 +1,10 @@
-//! The Route 53 side's error type (the sidecar's own `error::Error` converts from it). Every
-//! message names the setting or AWS action involved and, where there is one, the fix; the kind
-//! decides the exit code (2 for configuration, 1 else).
+//! The Route 53 side's error type: a message naming the setting or AWS action involved and,
+//! where there is one, the fix, and its [`Kind`]. The sidecar's own error converts from it and
+//! turns the kind into an exit code.
 
 use std::fmt;
 
-/// Why a run failed; decides the exit code.
+/// Whether a setting is wrong or the world failed (the sidecar's exit code follows from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A setting is missing or malformed: exit 2, nothing was changed.
@@ -31,19 +31,6 @@ impl Error {
         Error {
             kind: Kind::Runtime,
             message: message.into(),
-        }
-    }
-
-    /// Prefix the message with what was being done.
-    pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
-        self
-    }
-
-    pub fn exit_code(&self) -> u8 {
-        match self.kind {
-            Kind::Config => 2,
-            Kind::Runtime => 1,
         }
     }
 }
