@@ -30,7 +30,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// From SIGTERM to exit: a few seconds normally; the task definition's stopTimeouts (bastion
 /// 30 s, sidecar 60 s) bound it in the worst case, plus the helpers.
 const STOP_TIMEOUT: Duration = Duration::from_secs(150);
-const MOTO_START: Duration = Duration::from_secs(60);
 /// The Elastic IP local-task allocates in moto (moto's block for fake public addresses; a
 /// documentation range would be refused by the sidecar as not global).
 const PUBLIC_IP: &str = "54.214.7.77";
@@ -39,80 +38,28 @@ fn local_task_script() -> PathBuf {
     workspace_root().join("scripts").join("local-task")
 }
 
-fn venv_bin(name: &str) -> PathBuf {
-    let path = workspace_root()
-        .join(".local")
-        .join("venv")
-        .join("bin")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: {INSTALL_HINT}",
-        path.display()
-    );
-    path
-}
-
-/// A binary named by an environment variable that `scripts/test.sh` sets.
-fn binary_from_env(var: &str, package: &str) -> PathBuf {
-    let value = std::env::var_os(var).unwrap_or_else(|| {
-        panic!(
-            "{var} is not set: scripts/test.sh sets it; by hand, `cargo build --release -p \
-             {package}` and set {var}=target/release/{package}"
-        )
-    });
-    let mut path = PathBuf::from(value);
-    if path.is_relative() && !path.is_file() {
-        path = workspace_root().join(path);
-    }
-    assert!(
-        path.is_file(),
-        "{var}={} does not exist: `cargo build --release -p {package}`",
-        path.display()
-    );
-    path
-}
-
 // ---------------------------------------------------------------------------------------------
 // moto over plain HTTP
 
-/// A moto server of the test's own on 127.0.0.1 (killed when dropped).
+/// A moto server of the test's own on 127.0.0.1 (the harness's; killed when dropped), read
+/// through its REST APIs directly, independently of the scripts under test.
 struct Moto {
-    proc: ChildGuard,
+    _server: e2e::sidecar::Moto,
     addr: SocketAddr,
 }
 
 impl Moto {
     fn start() -> Moto {
-        let bin = venv_bin("moto_server");
-        for _attempt in 0..5 {
-            let port = free_local_port();
-            let mut cmd = Command::new(&bin);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-            let mut proc = ChildGuard::spawn(&mut cmd, "moto_server (test)", Input::Null);
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let up = poll_until(MOTO_START, Duration::from_millis(100), || {
-                if http_get(addr, "/moto-api/", None).is_ok() {
-                    return Some(true);
-                }
-                proc.try_status().map(|_| false)
-            });
-            match up {
-                Some(true) => return Moto { proc, addr },
-                Some(false) => {
-                    proc.stderr().wait_eof(Duration::from_secs(2));
-                    if proc.stderr().text().contains("in use") {
-                        continue; // lost the port to someone else: another one
-                    }
-                    panic!("moto_server exited at start:\n{}", proc.stderr().text());
-                }
-                None => panic!(
-                    "moto_server did not answer within {MOTO_START:?}:\n{}",
-                    proc.stderr().text()
-                ),
-            }
+        let server = e2e::sidecar::Moto::start();
+        let addr = server
+            .endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the harness's moto endpoint is http://ip:port");
+        Moto {
+            _server: server,
+            addr,
         }
-        panic!("moto_server could not get a free port in 5 attempts");
     }
 
     fn url(&self) -> String {
@@ -130,13 +77,7 @@ impl Moto {
         match http_get(self.addr, path, Some(&auth)) {
             Ok((200, body)) => body,
             Ok((status, body)) => panic!("moto GET {path}: HTTP {status}: {body}"),
-            Err(e) => {
-                let exited = self.proc.try_status();
-                panic!(
-                    "moto GET {path}: {e} (moto exit status: {exited:?}); its stderr:\n{}",
-                    self.proc.stderr().text()
-                )
-            }
+            Err(e) => panic!("moto GET {path}: {e}"),
         }
     }
 
@@ -372,8 +313,8 @@ fn local_task_serves_tunnels_publishes_the_record_and_cleans_up() {
     for tool in ["psql", "redis-cli", "redis-server", "haproxy", "setpriv"] {
         require_tool(tool);
     }
-    let bastion = binary_from_env("BASTION_BIN", "bastion");
-    let sidecar = binary_from_env("DNS_SIDECAR_BIN", "dns-sidecar");
+    let bastion = find_binary("bastion", "BASTION_BIN");
+    let sidecar = find_binary("dns-sidecar", "DNS_SIDECAR_BIN");
     let mut moto = Moto::start();
 
     let started = Instant::now();
