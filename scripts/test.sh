@@ -96,31 +96,6 @@ step "container images (buildah, from the static binaries)"
 scripts/build-images.sh --no-build
 done_step
 
-# The libFuzzer targets of fuzz/ (its own workspace), a few seconds each from the committed
-# seeds in fuzz/corpus/<target>: a crash fails the step. On stable: RUSTC_BOOTSTRAP=1 lets
-# cargo-fuzz pass its -Z flags, and --sanitizer none drops ASan (which needs a nightly std);
-# coverage-guided fuzzing still works. New inputs go to a scratch directory, never the seeds.
-step "fuzz targets: build, then ${FUZZ_SECONDS:=5}s each"
-fuzz_cargo() { RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$target_dir/fuzz cargo fuzz "$1" --sanitizer none "${@:2}"; }
-fuzz_scratch=$(mktemp -d)
-fuzz_cargo build
-mapfile -t fuzz_targets < <(cargo fuzz list)
-((${#fuzz_targets[@]} > 0))
-for fuzz_target in "${fuzz_targets[@]}"; do
-  mkdir -p "$fuzz_scratch/$fuzz_target"
-  log=$fuzz_scratch/$fuzz_target.log
-  if fuzz_cargo run "$fuzz_target" "$fuzz_scratch/$fuzz_target" "fuzz/corpus/$fuzz_target" \
-    -- -max_total_time="$FUZZ_SECONDS" >"$log" 2>&1; then
-    echo "$fuzz_target: $(grep -E '^#[0-9]+' "$log" | tail -n 1)"
-  else
-    cat "$log"
-    echo "fuzz target $fuzz_target failed: the crashing input is under fuzz/artifacts/$fuzz_target" >&2
-    exit 1
-  fi
-done
-rm -rf "$fuzz_scratch"
-done_step
-
 # Only for the e2e crate's own build: it does not change the bastion's dependency graph.
 e2e_cargo=(--config 'profile.dev.package.sha2.opt-level=3')
 
