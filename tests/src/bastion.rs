@@ -227,7 +227,11 @@ impl Bastion {
 
     /// Waits up to `timeout` for the bastion to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.proc.wait_timeout(timeout)
+        let status = self.proc.wait_timeout(timeout)?;
+        // The process is gone, but its last log lines may still be in the pipe: read them
+        // before anyone looks for an event (the stderr reader runs on its own thread).
+        self.proc.stderr().wait_eof(Duration::from_secs(2));
+        Some(status)
     }
 
     /// The bastion's peak resident set size so far (`VmHWM`), in KiB.
