@@ -109,10 +109,11 @@ fn now_unix() -> u64 {
 pub fn check_key(
     keys: &AuthorizedKeys,
     key: &PublicKey,
+    key_fp: &str,
     client: SocketAddr,
     now: u64,
 ) -> Result<(String, KeyRestrictions), String> {
-    if revocation(keys, &fingerprint(key.key_data()), None).is_some() {
+    if revocation(keys, key_fp, None).is_some() {
         return Err("key is revoked (BASTION_REVOKED_KEYS)".into());
     }
     let Some(entry) = keys.find(key) else {
@@ -128,9 +129,8 @@ pub fn check_key(
 
 /// Could an offer of this key be a certificate we might accept? (russh offers a certificate
 /// as its inner key.)
-pub fn may_be_certificate(keys: &AuthorizedKeys, key: &PublicKey) -> bool {
-    keys.authorities().next().is_some()
-        && revocation(keys, &fingerprint(key.key_data()), None).is_none()
+pub fn may_be_certificate(keys: &AuthorizedKeys, key_fp: &str) -> bool {
+    keys.authorities().next().is_some() && revocation(keys, key_fp, None).is_none()
 }
 
 /// A user certificate: signed by a `cert-authority` line, valid now, for this user, from
@@ -217,12 +217,13 @@ impl Authenticator {
     /// A key offered without a signature (a probe): may the client go on with it?
     pub fn offered(&mut self, user: &str, key: &PublicKey) -> Verdict {
         let keys = self.keys.current();
-        match check_key(&keys, key, self.client, now_unix()) {
+        let fp = fingerprint(key.key_data());
+        match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok(_) => Verdict::Proceed,
             // With a CA configured, let the signed request through to the certificate check
             // (or to `signed`, which refuses and counts an unknown plain key there).
-            Err(_) if may_be_certificate(&keys, key) => Verdict::Proceed,
-            Err(why) => self.reject(user, &fingerprint(key.key_data()), &why),
+            Err(_) if may_be_certificate(&keys, &fp) => Verdict::Proceed,
+            Err(why) => self.reject(user, &fp, &why),
         }
     }
 
@@ -230,7 +231,7 @@ impl Authenticator {
     pub fn signed(&mut self, user: &str, key: &PublicKey) -> Verdict {
         let keys = self.keys.current();
         let fp = fingerprint(key.key_data());
-        match check_key(&keys, key, self.client, now_unix()) {
+        match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok((detail, restrictions)) => {
                 let identity = Identity {
                     user: user.to_owned(),

@@ -309,8 +309,7 @@ impl Handler for SessionHandler {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.tunnels.contains(channel) {
-            self.tunnels.data(channel, data);
+        if self.tunnels.data(channel, data) {
             return Ok(());
         }
         self.session_channels.input(channel, data, session)

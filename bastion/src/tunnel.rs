@@ -143,15 +143,11 @@ impl Tunnels {
         self.channels.values().filter(|q| !q.is_closed()).count()
     }
 
-    /// Is this channel one of our tunnels?
-    pub fn contains(&self, channel: ChannelId) -> bool {
-        self.channels.contains_key(&channel)
-    }
-
     /// Client data for a tunnel: queued without waiting; over the hard cap, the tunnel closes.
-    pub fn data(&self, channel: ChannelId, data: &[u8]) {
+    /// `false` when the channel is not a tunnel (the data is someone else's).
+    pub fn data(&self, channel: ChannelId, data: &[u8]) -> bool {
         let Some(queue) = self.channels.get(&channel) else {
-            return;
+            return false;
         };
         if let Err(PushError::HardCap { queued }) = queue.push(data) {
             let why = format!(
@@ -160,6 +156,7 @@ impl Tunnels {
             );
             queue.close_with_reason(&why);
         }
+        true
     }
 
     /// The client sent EOF on a tunnel: half-close towards the destination.

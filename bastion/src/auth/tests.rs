@@ -31,10 +31,10 @@ fn fp(key: &russh::keys::PrivateKey) -> String {
 fn listed_key_logs_in_with_its_line() {
     let key = new_key();
     let keys = key_set(&format!("# team\n{}\n", public_line(&key)), "");
-    let (detail, _) = check_key(&keys, key.public_key(), client(), 0).unwrap();
+    let (detail, _) = check_key(&keys, key.public_key(), &fp(&key), client(), 0).unwrap();
     assert!(detail.ends_with("line 2"), "{detail}");
     let stranger = new_key();
-    let why = check_key(&keys, stranger.public_key(), client(), 0).unwrap_err();
+    let why = check_key(&keys, stranger.public_key(), &fp(&stranger), client(), 0).unwrap_err();
     assert_eq!(why, "key not in the authorized keys");
 }
 
@@ -42,7 +42,7 @@ fn listed_key_logs_in_with_its_line() {
 fn revoked_key_is_refused_even_when_listed() {
     let key = new_key();
     let keys = key_set(&public_line(&key), &fp(&key));
-    let why = check_key(&keys, key.public_key(), client(), 0).unwrap_err();
+    let why = check_key(&keys, key.public_key(), &fp(&key), client(), 0).unwrap_err();
     assert!(why.contains("revoked"), "{why}");
     assert_eq!(revocation(&keys, &fp(&key), None), Some(Revoked::Key));
 }
@@ -62,10 +62,10 @@ fn revoked_ca_is_reported_as_the_ca() {
 fn from_option_limits_the_client_address() {
     let key = new_key();
     let keys = key_set(&format!("from=\"10.0.0.0/8\" {}", public_line(&key)), "");
-    let why = check_key(&keys, key.public_key(), client(), 0).unwrap_err();
+    let why = check_key(&keys, key.public_key(), &fp(&key), client(), 0).unwrap_err();
     assert!(why.starts_with("line 1:"), "{why}");
     let inside: SocketAddr = "10.1.2.3:4000".parse().unwrap();
-    assert!(check_key(&keys, key.public_key(), inside, 0).is_ok());
+    assert!(check_key(&keys, key.public_key(), &fp(&key), inside, 0).is_ok());
 }
 
 #[test]
@@ -119,11 +119,11 @@ fn certificate_identity_depends_on_its_ca_line() {
 fn a_ca_lets_unknown_keys_proceed_to_the_certificate_check_unless_revoked() {
     let (ca, probe) = (new_key(), new_key());
     let keys = key_set(&format!("cert-authority {}", public_line(&ca)), "");
-    assert!(may_be_certificate(&keys, probe.public_key()));
+    assert!(may_be_certificate(&keys, &fp(&probe)));
     let revoked = key_set(&format!("cert-authority {}", public_line(&ca)), &fp(&probe));
-    assert!(!may_be_certificate(&revoked, probe.public_key()));
+    assert!(!may_be_certificate(&revoked, &fp(&probe)));
     let no_ca = key_set(&public_line(&ca), "");
-    assert!(!may_be_certificate(&no_ca, probe.public_key()));
+    assert!(!may_be_certificate(&no_ca, &fp(&probe)));
 }
 
 #[tokio::test]
