@@ -167,8 +167,59 @@ pub fn connection_closed(
           duration_ms = duration.as_millis() as u64, reason, "connection closed");
 }
 
-pub fn connection_dropped(client: SocketAddr, reason: &str) {
-    warn!(event = CONNECTION_DROPPED.name, client = %client, reason, "connection dropped at accept");
+/// Closed at accept by `limit` (a setting name); `client` is an address or a source block.
+pub fn connection_dropped(client: &dyn std::fmt::Display, limit: &str, reason: &str) {
+    warn!(event = CONNECTION_DROPPED.name, client = %client, limit, reason,
+          "connection dropped at accept");
+}
+
+/// A source's penalty started.
+pub fn penalty(client: &dyn std::fmt::Display, offence: &str, duration: Duration) {
+    warn!(event = PENALTY.name, client = %client, offence, duration_s = duration.as_secs(),
+          "source penalised: its connections are refused at accept until the penalty runs out");
+}
+
+pub fn banner_timeout(conn: u64, client: SocketAddr) {
+    info!(event = BANNER_TIMEOUT.name, conn, client = %client,
+          "no SSH identification within BASTION_BANNER_TIMEOUT; closing");
+}
+
+/// How many times each limit bit since start.
+#[derive(Debug, Clone, Default)]
+pub struct LimitCounts {
+    pub client_rules: u64,
+    pub penalised: u64,
+    pub penalties_started: u64,
+    pub source_rate: u64,
+    pub source_connections: u64,
+    pub source_startups: u64,
+    pub startups_full: u64,
+    pub evicted: u64,
+    pub proxy_timeout: u64,
+    pub banner_timeout: u64,
+    pub login_timeout: u64,
+    pub channel_cap: u64,
+    pub channel_rate: u64,
+}
+
+pub fn limits(c: &LimitCounts) {
+    info!(
+        event = LIMITS.name,
+        client_rules = c.client_rules,
+        penalised = c.penalised,
+        penalties_started = c.penalties_started,
+        source_rate = c.source_rate,
+        source_connections = c.source_connections,
+        source_startups = c.source_startups,
+        startups_full = c.startups_full,
+        evicted = c.evicted,
+        proxy_timeout = c.proxy_timeout,
+        banner_timeout = c.banner_timeout,
+        login_timeout = c.login_timeout,
+        channel_cap = c.channel_cap,
+        channel_rate = c.channel_rate,
+        "limit counters since start"
+    );
 }
 
 /// A PROXY header problem: the connection is closed before the SSH banner.

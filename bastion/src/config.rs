@@ -15,13 +15,20 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 pub use crate::audit::LogFormat;
+use ipnet::IpNet;
+
+use crate::admission::AdmissionLimits;
 use crate::authorized_keys::KeySources;
+use crate::channel_budget::ChannelLimits;
 use crate::client_policy::LivePolicy;
 use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
 use crate::key_store::KeyStore;
+use crate::net::{self, Brackets, Nat64};
+use crate::penalties::PenaltySettings;
 use crate::proxy_header::{ProxyConfig, ProxyMode};
+use crate::source::NetBlockSize;
 
 /// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
 ///
@@ -123,11 +130,67 @@ pub struct Options {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_auth_tries: u32,
 
-    /// Connections allowed to be in the unauthenticated phase at once; more are dropped at
-    /// accept (like OpenSSH MaxStartups), so a flood cannot starve working users.
+    /// Unauthenticated connections at once, server-wide. At the cap a new connection takes the
+    /// slot of the one that has made the least progress for longest (no PROXY header, then no
+    /// SSH identification, then no key exchange); connections past the key exchange are never
+    /// evicted, and only when every slot holds one is the newcomer refused.
     #[arg(long, env = "BASTION_MAX_STARTUPS", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_startups: u32,
+
+    /// Unauthenticated connections at once from one source (client address, or IPv6 block:
+    /// see BASTION_PER_SOURCE_NET_BLOCK_SIZE); more are refused at accept. 0: no limit.
+    #[arg(long, env = "BASTION_PER_SOURCE_MAX_STARTUPS", default_value_t = 8)]
+    pub per_source_max_startups: u32,
+
+    /// Connections at once from one source, authenticated or not. 0: no limit.
+    #[arg(long, env = "BASTION_PER_SOURCE_MAX_CONNECTIONS", default_value_t = 64)]
+    pub per_source_max_connections: u32,
+
+    /// New connections per second from one source (bursts of as many). 0: no limit.
+    #[arg(long, env = "BASTION_PER_SOURCE_CONNECTION_RATE", default_value_t = 20)]
+    pub per_source_connection_rate: u32,
+
+    /// How client addresses group into sources for the per-source limits and penalties:
+    /// IPv4 prefix:IPv6 prefix (sshd's PerSourceNetBlockSize). 32:64 counts each IPv4
+    /// address, and each IPv6 /64 (what one user or host usually holds), as one source.
+    #[arg(
+        long,
+        env = "BASTION_PER_SOURCE_NET_BLOCK_SIZE",
+        default_value = "32:64"
+    )]
+    pub per_source_net_block_size: String,
+
+    /// Penalties that refuse a misbehaving source at accept (like sshd's PerSourcePenalties):
+    /// `no`, or key:duration pairs over the defaults authfail:5s (failed authentication),
+    /// noauth:1s (closed or evicted before trying to authenticate), grace-exceeded:10s (login
+    /// deadline), min:15s (penalty needed before refusing), max:10m (cap), max-sources:65536
+    /// (table size; when full, new sources are not penalised).
+    #[arg(
+        long,
+        env = "BASTION_PER_SOURCE_PENALTIES",
+        default_value = "authfail:5s,noauth:1s,grace-exceeded:10s,min:15s,max:10m,max-sources:65536"
+    )]
+    pub per_source_penalties: String,
+
+    /// Client addresses never penalised, comma-separated CIDRs (clients matched by an allow
+    /// rule, BASTION_ALLOW_CLIENTS or hosts.allow, are never penalised either).
+    #[arg(long, env = "BASTION_PER_SOURCE_PENALTY_EXEMPT", default_value = "")]
+    pub per_source_penalty_exempt: String,
+
+    /// Time a client has, once admitted, to send its SSH identification line.
+    #[arg(long, env = "BASTION_BANNER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub banner_timeout: Duration,
+
+    /// Channels (tunnels and session channels) one connection may hold open at once.
+    #[arg(long, env = "BASTION_MAX_CHANNELS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_channels: u32,
+
+    /// Channel opens per second on one connection (bursts of as many); more are refused.
+    /// 0: no limit.
+    #[arg(long, env = "BASTION_CHANNEL_OPEN_RATE", default_value_t = 50)]
+    pub channel_open_rate: u32,
 
     /// Send an SSH keepalive after this much silence from the client (0 disables); 3
     /// unanswered keepalives close the connection. Keeps idle tunnels alive through an NLB's
@@ -188,7 +251,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub login_grace_time: Duration,
     pub max_auth_tries: u32,
-    pub max_startups: u32,
+    pub admission: AdmissionLimits,
+    pub net_blocks: NetBlockSize,
+    pub penalties: PenaltySettings,
+    pub penalty_exempt: Vec<IpNet>,
+    pub banner_timeout: Duration,
+    pub channels: ChannelLimits,
     pub keepalive_interval: Option<Duration>,
     pub connect_timeout: Duration,
     pub flow: FlowLimits,
@@ -227,6 +295,24 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// `BASTION_PER_SOURCE_PENALTY_EXEMPT`: comma-separated CIDRs or addresses; empty is none.
+fn parse_exempt(list: &str) -> Result<Vec<IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            net::parse_net(entry, Brackets::Allowed)
+                .map(|n| net::canonical_net(n, Nat64::Keep))
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "BASTION_PER_SOURCE_PENALTY_EXEMPT: {entry:?}: {e}; list CIDRs or \
+                         addresses such as 203.0.113.0/24,2001:db8::/48"
+                    ))
+                })
+        })
+        .collect()
+}
+
 impl Options {
     /// Validate every setting. Reads the key files; does not bind anything.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
@@ -252,6 +338,16 @@ impl Options {
                 "BASTION_LOGIN_GRACE_TIME: must be more than 0 (for example 30s)".into(),
             ));
         }
+        if self.banner_timeout.is_zero() {
+            return Err(ConfigError(
+                "BASTION_BANNER_TIMEOUT: must be more than 0 (for example 5s)".into(),
+            ));
+        }
+        let net_blocks = NetBlockSize::parse(&self.per_source_net_block_size)
+            .map_err(|e| ConfigError(format!("BASTION_PER_SOURCE_NET_BLOCK_SIZE: {e}")))?;
+        let penalties = PenaltySettings::parse(&self.per_source_penalties)
+            .map_err(|e| ConfigError(format!("BASTION_PER_SOURCE_PENALTIES: {e}")))?;
+        let penalty_exempt = parse_exempt(&self.per_source_penalty_exempt)?;
         if self.connect_timeout.is_zero() {
             return Err(ConfigError(
                 "BASTION_CONNECT_TIMEOUT: must be more than 0 (for example 10s)".into(),
@@ -282,7 +378,20 @@ impl Options {
             shutdown_grace: self.shutdown_grace,
             login_grace_time: self.login_grace_time,
             max_auth_tries: self.max_auth_tries,
-            max_startups: self.max_startups,
+            admission: AdmissionLimits {
+                max_startups: self.max_startups as usize,
+                per_source_startups: self.per_source_max_startups,
+                per_source_connections: self.per_source_max_connections,
+                per_source_rate: self.per_source_connection_rate,
+            },
+            net_blocks,
+            penalties,
+            penalty_exempt,
+            banner_timeout: self.banner_timeout,
+            channels: ChannelLimits {
+                max_open: self.max_channels as usize,
+                open_rate: self.channel_open_rate,
+            },
             keepalive_interval: (!self.keepalive_interval.is_zero())
                 .then_some(self.keepalive_interval),
             connect_timeout: self.connect_timeout,

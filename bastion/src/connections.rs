@@ -23,6 +23,7 @@ use crate::flow::Flow;
 #[derive(Debug, Default)]
 pub struct ConnState {
     authenticated: AtomicBool,
+    auth_failed: AtomicBool,
     open_tunnels: AtomicUsize,
     identity: Mutex<Option<Identity>>,
 }
@@ -32,6 +33,15 @@ impl ConnState {
     pub fn logged_in(&self, identity: Identity) {
         *self.identity.lock().unwrap_or_else(PoisonError::into_inner) = Some(identity);
         self.authenticated.store(true, Ordering::Release);
+    }
+
+    /// A key, certificate or password was refused (for the per-source penalty).
+    pub fn auth_failed(&self) {
+        self.auth_failed.store(true, Ordering::Release);
+    }
+
+    pub fn had_auth_failure(&self) -> bool {
+        self.auth_failed.load(Ordering::Acquire)
     }
 
     pub fn is_authenticated(&self) -> bool {

@@ -19,11 +19,16 @@
 //!
 //! A connection's path:
 //! - [`server`]: accept loop, login deadline, wiring; `serve(listener, settings, shutdown)`.
-//! - [`admission`]: the cap on unauthenticated connections.
+//! - [`admission`]: per-source limits and the cap on unauthenticated connections, with
+//!   eviction of the least-progressed squatter; [`progress`] tells how far a connection got.
+//! - [`penalties`]: per-source penalties that refuse misbehaving sources at accept;
+//!   [`source`] groups client addresses into sources, [`rate_limit`] meters rates.
+//! - [`limit_counters`]: how often each limit bit; rate-limited refusal logging.
 //! - [`proxy_header`]: PROXY v1/v2 before SSH; settles the real client address.
 //! - [`client_policy`]: allow/deny of client addresses, hosts.allow/hosts.deny files.
 //! - [`session`]: the russh `Handler`, a thin adapter to the modules below.
 //! - [`auth`]: the authentication decision, revocation, attempt counting.
+//! - [`channel_budget`]: channels per connection, open at once and per second.
 //! - [`session_channels`]: held `session` channels: the notice, refused commands.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
 //! - [`tunnel`]: opening a tunnel and copying bytes both ways with half-close.
@@ -39,6 +44,7 @@ pub mod audit;
 pub mod auth;
 pub mod authorized_keys;
 pub mod certificates;
+pub mod channel_budget;
 pub mod client_policy;
 pub mod config;
 pub mod connections;
@@ -48,13 +54,18 @@ pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
 pub mod key_store;
+pub mod limit_counters;
 pub mod net;
+pub mod penalties;
+pub mod progress;
 pub mod proxy_header;
+pub mod rate_limit;
 pub mod reload;
 pub mod server;
 pub mod session;
 pub mod session_channels;
 pub mod shutdown;
+pub mod source;
 pub mod tunnel;
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
-//! The accept loop and a connection's life: SSH transport settings, admission before any SSH
-//! byte (the unauthenticated-connection cap, the PROXY header, the client rules), the login
-//! deadline (which also covers the banner exchange, since russh has none of its own), and
-//! graceful shutdown when the `shutdown` future given to [`serve`] resolves: stop accepting,
-//! let open tunnels finish within the grace period, then close.
+//! The accept loop and a connection's life: SSH transport settings, the gate before any SSH
+//! byte ([`gate`]: client rules, penalties, per-source limits and slots, the PROXY header), the
+//! pre-authentication watchdog (eviction, the banner deadline and the login deadline, since
+//! russh has none of its own), the penalty a failed connection earns, and graceful shutdown
+//! when the `shutdown` future given to [`serve`] resolves: stop accepting, let open tunnels
+//! finish within the grace period, then close.
 //!
-//! The server wires the layers together and owns no policy: `admission`, `proxy_header`,
-//! `client_policy`, `session`, `connections` and `reload` each own theirs.
+//! The server wires the layers together and owns no policy: `admission`, `penalties`,
+//! `proxy_header`, `client_policy`, `session`, `connections` and `reload` each own theirs.
 
+mod gate;
 #[cfg(test)]
 mod tests;
 
@@ -22,17 +24,23 @@ use russh::server::Config;
 use russh::{cipher, kex, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admission::{StartupSlot, Startups};
-use crate::audit::{self, ProxyProblem};
-use crate::client_policy::LivePolicy;
+use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
+
+use crate::admission::{Admission, StartupSlot};
+use crate::audit;
 use crate::config::Settings;
 use crate::connections::{ConnState, Registry};
 use crate::flow::{Flow, FlowLimits, GatedStream};
 use crate::key_store::KeyStore;
-use crate::proxy_header::{self, Outcome, Prefixed, ProxyConfig, ProxyError};
+use crate::limit_counters::{Limit, LimitCounters, LOG_PERIOD};
+use crate::penalties::{Offence, Penalties};
+use crate::progress::{Cut, Progress, Stage, Watched};
+use crate::proxy_header::Prefixed;
 use crate::reload::{Reloadable, Watcher, POLL_INTERVAL};
 use crate::session::{SessionHandler, SessionSettings};
 use crate::tunnel::TunnelSettings;
+use gate::Gate;
 
 /// The identification string: no library or version to fingerprint.
 pub const SERVER_ID: &str = "SSH-2.0-bastion";
@@ -102,12 +110,10 @@ struct Server {
     session: SessionSettings,
     flow_limits: FlowLimits,
     login_grace: Duration,
-    startups: Startups,
+    banner_timeout: Duration,
     next_id: AtomicU64,
     registry: Arc<Registry>,
-    proxy: ProxyConfig,
-    clients: Arc<LivePolicy>,
-    health_checks: AtomicU64,
+    gate: Gate,
 }
 
 /// Bind the listen address (fails before anything else happens if it cannot).
@@ -138,6 +144,7 @@ pub async fn serve(
         server.session.keys.clone(),
         server.registry.clone(),
     ));
+    let reporter = tokio::spawn(report_limits(server.gate.counters.clone()));
     audit::listening(local);
     tokio::pin!(shutdown);
     loop {
@@ -158,6 +165,8 @@ pub async fn serve(
     }
     drop(listener);
     server.registry.drain(grace).await;
+    reporter.abort();
+    server.gate.counters.report();
     drop(watcher);
     revoker.abort();
     Ok(())
@@ -165,6 +174,7 @@ pub async fn serve(
 
 impl Server {
     fn new(settings: Settings) -> Server {
+        let counters = Arc::new(LimitCounters::default());
         Server {
             config: Arc::new(ssh_config(&settings)),
             session: SessionSettings {
@@ -174,22 +184,30 @@ impl Server {
                     destinations: settings.destinations,
                     connect_timeout: settings.connect_timeout,
                 }),
+                channels: settings.channels,
+                counters: counters.clone(),
             },
             flow_limits: settings.flow,
             login_grace: settings.login_grace_time,
-            startups: Startups::new(settings.max_startups as usize),
+            banner_timeout: settings.banner_timeout,
             next_id: AtomicU64::new(1),
             registry: Arc::new(Registry::default()),
-            proxy: settings.proxy,
-            clients: settings.clients,
-            health_checks: AtomicU64::new(0),
+            gate: Gate {
+                admission: Admission::new(settings.admission),
+                penalties: Penalties::new(settings.penalties, settings.penalty_exempt),
+                blocks: settings.net_blocks,
+                proxy: settings.proxy,
+                clients: settings.clients,
+                counters,
+                health_checks: AtomicU64::new(0),
+            },
         }
     }
 
     /// The files to watch: the client rules always (a SIGHUP re-reads them), the keys when
     /// they come from files (content from the environment never changes).
     fn reloadables(&self) -> Vec<Arc<dyn Reloadable>> {
-        let mut files: Vec<Arc<dyn Reloadable>> = vec![self.clients.clone()];
+        let mut files: Vec<Arc<dyn Reloadable>> = vec![self.gate.clients.clone()];
         if self.session.keys.has_files() {
             files.push(self.session.keys.clone());
         }
@@ -206,135 +224,155 @@ async fn revoke_on_change(keys: Arc<KeyStore>, registry: Arc<Registry>) {
     }
 }
 
+/// The `limits` event, once a minute when a count changed.
+async fn report_limits(counters: Arc<LimitCounters>) {
+    let mut every = tokio::time::interval(LOG_PERIOD);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        counters.report();
+    }
+}
+
+/// Admission checks that need no byte from the peer run here, synchronously, so a refused
+/// or penalised source costs no task and no slot; the rest runs in the connection's task.
 fn accept(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let Some(slot) = server.startups.try_take() else {
-        audit::connection_dropped(
-            peer,
-            "too many unauthenticated connections (BASTION_MAX_STARTUPS)",
-        );
+    let Some((ticket, slot, screened)) = server.gate.at_accept(peer) else {
         return;
     };
     let id = server.next_id.fetch_add(1, Ordering::Relaxed);
     let server = server.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let Some(admitted) = admit(&server, stream, peer).await else {
+        let mut ticket = ticket;
+        let Some(admitted) = server
+            .gate
+            .before_ssh(stream, peer, &mut ticket, &slot, screened)
+            .await
+        else {
             return;
         };
-        let Admitted {
-            stream,
-            client,
-            health_check,
-            vpce_id,
-        } = admitted;
+        let (client, health_check) = (admitted.client, admitted.health_check);
         let sender = (client != peer).then_some(peer);
-        audit::connection_opened(id, client, sender, vpce_id.as_deref(), health_check);
-        let reason = connection(&server, id, stream, client, slot).await;
+        audit::connection_opened(
+            id,
+            client,
+            sender,
+            admitted.vpce_id.as_deref(),
+            health_check,
+        );
+        let progress = slot.progress().clone();
+        let state = Arc::new(ConnState::default());
+        let reason = connection(&server, id, admitted.stream, client, slot, state.clone()).await;
         server.registry.remove(id);
+        let reason = cut_reason(progress.cut_reason()).unwrap_or(reason);
         audit::connection_closed(id, client, started.elapsed(), &reason, health_check);
+        if !health_check && !state.is_authenticated() {
+            let offence = offence(progress.cut_reason(), &state);
+            server
+                .gate
+                .penalise(&ticket, admitted.screened, client, offence);
+        }
     });
 }
 
-struct Admitted {
-    stream: Prefixed<TcpStream>,
-    /// The settled client address: the PROXY source, or the socket peer.
-    client: SocketAddr,
-    /// A load balancer's health check (PROXY v2 LOCAL / v1 UNKNOWN): kept out of the audit.
-    health_check: bool,
-    vpce_id: Option<String>,
-}
-
-fn proxy_problem(error: &ProxyError) -> ProxyProblem {
-    match error {
-        ProxyError::UntrustedSender(_) => ProxyProblem::Untrusted,
-        ProxyError::Io(_) => ProxyProblem::Ended,
-        _ => ProxyProblem::Invalid,
+/// What an unauthenticated connection earned at its end.
+fn offence(cut: Option<Cut>, state: &ConnState) -> Offence {
+    match cut {
+        Some(Cut::LoginTimeout) => Offence::GraceExceeded,
+        _ if state.had_auth_failure() => Offence::AuthFail,
+        _ => Offence::NoAuth,
     }
 }
 
-/// Before any SSH byte: read the PROXY header (per BASTION_PROXY_PROTOCOL), settle the real
-/// client address once, and apply the client allow/deny policy to it. `None` = dropped.
-async fn admit(server: &Arc<Server>, stream: TcpStream, peer: SocketAddr) -> Option<Admitted> {
-    let _ = stream.set_nodelay(true);
-    let (outcome, stream) = match proxy_header::accept(stream, peer, &server.proxy).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            audit::proxy_rejected(peer, proxy_problem(&e), &e.to_string());
-            return None;
-        }
-    };
-    let client = outcome.client(peer);
-    let health_check = matches!(outcome, Outcome::Local { .. });
-    if health_check {
-        let n = server.health_checks.fetch_add(1, Ordering::Relaxed) + 1;
-        audit::health_check(peer, n);
-    }
-    let vpce_id = match outcome {
-        Outcome::Proxied { vpce_id, .. } => vpce_id,
-        _ => None,
-    };
-    let decision = server.clients.check(client.ip());
-    if !decision.is_allowed() {
-        audit::client_refused(client, peer, decision.rule().unwrap_or("client policy"));
-        return None;
-    }
-    Some(Admitted {
-        stream,
-        client,
-        health_check,
-        vpce_id,
+/// The close reason when the bastion cut the connection before authentication.
+fn cut_reason(cut: Option<Cut>) -> Option<String> {
+    Some(match cut? {
+        Cut::Evicted(stage) => format!(
+            "evicted ({}) to make room for a new connection at BASTION_MAX_STARTUPS",
+            stage.describe()
+        ),
+        Cut::BannerTimeout => "no SSH identification within BASTION_BANNER_TIMEOUT".to_owned(),
+        Cut::LoginTimeout => "not authenticated within BASTION_LOGIN_GRACE_TIME".to_owned(),
     })
 }
 
-/// Close the connection if it has not authenticated by the deadline.
-fn login_watchdog(
+/// Close the connection when its pre-authentication time is up: eviction by a newcomer,
+/// no identification line by the banner deadline, no login by the login deadline.
+struct Watchdog {
     id: u64,
     client: SocketAddr,
-    deadline: tokio::time::Instant,
+    progress: Arc<Progress>,
     flow: Arc<Flow>,
     state: Arc<ConnState>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        tokio::time::sleep_until(deadline).await;
-        if !state.is_authenticated() {
-            audit::login_timeout(id, client);
-            flow.kill();
-        }
-    })
+    counters: Arc<LimitCounters>,
 }
 
-/// One connection from accept to close; returns why it ended.
+impl Watchdog {
+    fn spawn(self, banner_by: TokioInstant, login_by: TokioInstant) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let progress = self.progress.clone();
+            let banner = async {
+                tokio::time::sleep_until(banner_by).await;
+                if progress.stage() >= Stage::Banner {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let cut = tokio::select! {
+                () = progress.evicted() => None,
+                () = banner => Some(Cut::BannerTimeout),
+                () = tokio::time::sleep_until(login_by) => Some(Cut::LoginTimeout),
+            };
+            if self.state.is_authenticated() {
+                return;
+            }
+            match cut {
+                Some(Cut::BannerTimeout) => {
+                    self.counters.bump(Limit::BannerTimeout);
+                    audit::banner_timeout(self.id, self.client);
+                }
+                Some(Cut::LoginTimeout) => {
+                    self.counters.bump(Limit::LoginTimeout);
+                    audit::login_timeout(self.id, self.client);
+                }
+                _ => {}
+            }
+            if let Some(cut) = cut {
+                progress.cut(cut);
+            }
+            self.flow.kill();
+        })
+    }
+}
+
+/// One connection from admission to close; returns why it ended.
 async fn connection(
     server: &Arc<Server>,
     id: u64,
     stream: Prefixed<TcpStream>,
     client: SocketAddr,
     slot: StartupSlot,
+    state: Arc<ConnState>,
 ) -> String {
     let flow = Flow::new(server.flow_limits);
-    let state = Arc::new(ConnState::default());
     server.registry.insert(id, flow.clone(), state.clone());
-    let handler = SessionHandler::new(
+    let progress = slot.progress().clone();
+    let now = TokioInstant::now();
+    let watchdog = Watchdog {
         id,
         client,
-        &server.session,
-        flow.clone(),
-        state.clone(),
-        slot,
-    );
-    // The login deadline covers the banner exchange too: a silent client is dropped.
-    let login_deadline = tokio::time::Instant::now() + server.login_grace;
-    let watchdog = login_watchdog(id, client, login_deadline, flow.clone(), state);
-    let gated = GatedStream::new(stream, flow.clone());
-    let started = tokio::time::timeout_at(
-        login_deadline,
-        russh::server::run_stream(server.config.clone(), gated, handler),
-    )
-    .await;
+        progress: progress.clone(),
+        flow: flow.clone(),
+        state: state.clone(),
+        counters: server.gate.counters.clone(),
+    }
+    .spawn(now + server.banner_timeout, now + server.login_grace);
+    let handler = SessionHandler::new(id, client, &server.session, flow.clone(), state, slot);
+    let stream = GatedStream::new(Watched::new(stream, progress), flow.clone());
+    let started = russh::server::run_stream(server.config.clone(), stream, handler).await;
     let reason = match started {
-        Err(_) => "no SSH banner before the login deadline".to_owned(),
-        Ok(Err(e)) => format!("SSH handshake failed: {e}"),
-        Ok(Ok(running)) => {
+        Err(e) => format!("SSH handshake failed: {e}"),
+        Ok(running) => {
             server.registry.set_handle(id, running.handle());
             ended(running.await, &flow)
         }

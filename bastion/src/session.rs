@@ -23,18 +23,23 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty, Sig};
 use crate::admission::StartupSlot;
 use crate::audit::{self, ConnInfo};
 use crate::auth::{Authenticator, Login, Verdict};
+use crate::channel_budget::{ChannelBudget, ChannelLimits, ChannelRefusal};
 use crate::connections::ConnState;
 use crate::flow::Flow;
 use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
+use crate::limit_counters::{Limit, LimitCounters};
+use crate::progress::Stage;
 use crate::session_channels::SessionChannels;
-use crate::tunnel::{prohibited, TunnelSettings, Tunnels};
+use crate::tunnel::{prohibited, shortage, TunnelSettings, Tunnels};
 
 /// What every connection's handler needs from the server.
 pub struct SessionSettings {
     pub keys: Arc<KeyStore>,
     pub max_auth_tries: u32,
     pub tunnels: Arc<TunnelSettings>,
+    pub channels: ChannelLimits,
+    pub counters: Arc<LimitCounters>,
 }
 
 /// One connection as russh sees it.
@@ -52,6 +57,8 @@ pub struct SessionHandler {
     restrictions: KeyRestrictions,
     tunnels: Tunnels,
     session_channels: SessionChannels,
+    channel_budget: ChannelBudget,
+    counters: Arc<LimitCounters>,
 }
 
 impl SessionHandler {
@@ -76,7 +83,37 @@ impl SessionHandler {
             restrictions: KeyRestrictions::default(),
             tunnels,
             session_channels: SessionChannels::default(),
+            channel_budget: ChannelBudget::new(settings.channels),
+            counters: settings.counters.clone(),
         }
+    }
+
+    /// An authentication request arrived: this connection is no squatter.
+    fn authenticating(&self) {
+        if let Some(slot) = &self.startup {
+            slot.progress().advance(Stage::Authenticating);
+        }
+    }
+
+    /// The channel cap and open rate; a refusal is counted, and logged once per connection.
+    fn channel_allowed(&mut self, conn: &ConnInfo, kind: &str) -> Result<(), String> {
+        let open = self.tunnels.open_count() + self.session_channels.len();
+        let Err(refusal) = self.channel_budget.try_open(open) else {
+            return Ok(());
+        };
+        self.counters.bump(match refusal {
+            ChannelRefusal::Cap => Limit::ChannelCap,
+            ChannelRefusal::Rate => Limit::ChannelRate,
+        });
+        let why = refusal.message(self.channel_budget.limits());
+        if self.channel_budget.first(refusal) {
+            audit::tunnel_refused(
+                conn,
+                kind,
+                &format!("{why} (further refusals on this connection are only counted)"),
+            );
+        }
+        Err(why)
     }
 
     fn refused(&self, kind: &str, detail: &str) {
@@ -92,6 +129,7 @@ impl SessionHandler {
                 Auth::Accept
             }
             Verdict::Rejected { disconnect } => {
+                self.state.auth_failed();
                 if disconnect {
                     let flow = self.flow.clone();
                     // Let russh send the rejection first, then close the socket.
@@ -124,6 +162,7 @@ impl Handler for SessionHandler {
     // ---- authentication: public keys and certificates only ----
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        self.authenticating();
         Ok(Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
             partial_success: false,
@@ -131,6 +170,7 @@ impl Handler for SessionHandler {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        self.authenticating();
         let verdict = self.auth.password(user);
         Ok(self.reply(verdict))
     }
@@ -141,6 +181,8 @@ impl Handler for SessionHandler {
         _submethods: &str,
         _response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
+        self.authenticating();
+        self.state.auth_failed();
         self.auth.keyboard_interactive(user);
         Ok(Auth::reject())
     }
@@ -150,6 +192,7 @@ impl Handler for SessionHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.authenticating();
         let verdict = self.auth.offered(user, offer.public_key);
         Ok(self.reply(verdict))
     }
@@ -159,6 +202,7 @@ impl Handler for SessionHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.authenticating();
         let verdict = self.auth.signed(user, key.public_key);
         Ok(self.reply(verdict))
     }
@@ -168,6 +212,7 @@ impl Handler for SessionHandler {
         user: &str,
         certificate: &Certificate,
     ) -> Result<Auth, Self::Error> {
+        self.authenticating();
         let verdict = self.auth.certificate(user, certificate);
         Ok(self.reply(verdict))
     }
@@ -188,8 +233,12 @@ impl Handler for SessionHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.conn.is_none() {
+        let Some(conn) = self.conn.clone() else {
             reply.reject(prohibited("not authenticated")).await;
+            return Ok(());
+        };
+        if let Err(why) = self.channel_allowed(&conn, "session channel") {
+            reply.reject(shortage(&why)).await;
             return Ok(());
         }
         self.session_channels.opened(channel.id());
@@ -212,6 +261,10 @@ impl Handler for SessionHandler {
             return Ok(());
         };
         let (host, port) = (host_to_connect, port_to_connect);
+        if let Err(why) = self.channel_allowed(&conn, &format!("{host}:{port}")) {
+            reply.reject(shortage(&why)).await;
+            return Ok(());
+        }
         self.tunnels
             .open(conn, &self.restrictions, channel, host, port, reply)
             .await;

@@ -38,6 +38,15 @@ impl SessionChannels {
         self.open.insert(channel);
     }
 
+    /// Session channels open now (they count toward `BASTION_MAX_CHANNELS`).
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     pub fn contains(&self, channel: ChannelId) -> bool {
         self.open.contains(&channel)
     }

@@ -1,7 +1,7 @@
 //! Tunnels: the `direct-tcpip` channels of one connection, from the open request to the close.
 //!
-//! Opening a tunnel is one path: the key's `permitopen` → the connection's tunnel cap →
-//! resolve and check the destination (`destination_policy`) → connect → reply → audit →
+//! Opening a tunnel is one path (after the session's channel budget, `channel_budget`): the
+//! key's `permitopen` → resolve and check the destination (`destination_policy`) → connect → reply → audit →
 //! count it open → copy bytes both ways ([`pump`]) → audit its close → stop counting once the
 //! client has closed the channel (shutdown waits for that). A refusal at any step is the SSH
 //! open failure the client prints (`administratively prohibited` for policy, `connect failed`
@@ -31,9 +31,6 @@ use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
 use crate::key_options::KeyRestrictions;
 
-/// A connection may have at most this many tunnels open at once.
-pub const MAX_TUNNELS_PER_CONNECTION: usize = 256;
-
 /// Where tunnels may go and how long connecting may take (shared by every connection).
 pub struct TunnelSettings {
     pub destinations: DestinationPolicy,
@@ -51,6 +48,11 @@ fn failure(code: ChannelOpenFailure, reason: &str) -> ChannelOpenFailure {
         code: code.code(),
         reason: reason.to_owned(),
     }
+}
+
+/// A limit refusal: `resource shortage` (the client may retry later).
+pub fn shortage(reason: &str) -> ChannelOpenFailure {
+    failure(ChannelOpenFailure::ResourceShortage, reason)
 }
 
 /// A policy refusal: `administratively prohibited`, what OpenSSH prints for `PermitOpen`.
@@ -115,7 +117,7 @@ impl Tunnels {
         tokio::spawn(opening.run(channel, reply));
     }
 
-    /// The checks made before any lookup: the key's `permitopen`, then the tunnel cap.
+    /// The check made before any lookup: the key's `permitopen`.
     fn admit(
         &mut self,
         restrictions: &KeyRestrictions,
@@ -127,19 +129,14 @@ impl Tunnels {
             let why = format!("{destination} is not permitted by this key's permitopen option");
             return Err((PROHIBITED, why));
         }
-        // Forget refused opens; opened channels stay until the client closes them.
-        self.channels
-            .retain(|_, q| q.was_opened() || !q.is_closed());
-        if self.open_count() >= MAX_TUNNELS_PER_CONNECTION {
-            let why = format!(
-                "too many tunnels on this connection (at most {MAX_TUNNELS_PER_CONNECTION})"
-            );
-            return Err((ChannelOpenFailure::ResourceShortage, why));
-        }
         Ok(port)
     }
 
-    fn open_count(&self) -> usize {
+    /// Tunnels open or opening (they count toward `BASTION_MAX_CHANNELS`, which the session
+    /// checks before [`Tunnels::open`]). Refused opens are forgotten here.
+    pub fn open_count(&mut self) -> usize {
+        self.channels
+            .retain(|_, q| q.was_opened() || !q.is_closed());
         self.channels.values().filter(|q| !q.is_closed()).count()
     }
 

@@ -37,14 +37,18 @@ events! {
         "the listener is open";
     CONNECTION = "connection" ["conn", "client", "sender", "vpce_id"]
         "a connection was admitted (`sender`: the PROXY sender when the client address came from a header)";
-    CONNECTION_DROPPED = "connection_dropped" ["client", "reason"]
-        "a connection was closed at accept (too many unauthenticated connections)";
+    CONNECTION_DROPPED = "connection_dropped" ["client", "limit", "reason"]
+        "a connection was closed at accept, before any SSH byte, by the limit or penalty `limit` names; logged once per source and limit per minute (once per penalty), every one counted in `limits`";
+    PENALTY = "penalty" ["client", "offence", "duration_s"]
+        "a source's penalties reached the minimum: its new connections are refused at accept for `duration_s`";
     PROXY_REJECTED = "proxy_rejected" ["sender", "reason"]
         "no valid PROXY header, or one from an untrusted sender: closed before SSH";
     CLIENT_REFUSED = "client_refused" ["client", "sender", "rule"]
         "the client address is refused by the client rules: closed before SSH";
     HEALTH_CHECK = "health_check" ["sender", "count"]
         "a load balancer health check (PROXY v2 LOCAL), logged at debug level";
+    BANNER_TIMEOUT = "banner_timeout" ["conn", "client"]
+        "no SSH identification within `BASTION_BANNER_TIMEOUT`: closed";
     LOGIN_TIMEOUT = "login_timeout" ["conn", "client"]
         "not authenticated within `BASTION_LOGIN_GRACE_TIME`: closed";
     AUTH = "auth" ["conn", "client", "user", "fingerprint", "result", "detail"]
@@ -52,7 +56,7 @@ events! {
     REQUEST_REFUSED = "request_refused" ["conn", "client", "kind", "detail"]
         "a refused request: password, shell command, sftp, agent, X11, `-R`, Unix sockets";
     TUNNEL_REFUSED = "tunnel_refused" ["conn", "client", "user", "fingerprint", "destination", "reason"]
-        "a tunnel was refused (policy, `permitopen`, unreachable or too many tunnels)";
+        "a tunnel was refused (policy, `permitopen`, unreachable; `BASTION_MAX_CHANNELS` and `BASTION_CHANNEL_OPEN_RATE` refusals are logged once per connection and counted in `limits`)";
     TUNNEL_OPEN = "tunnel_open" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved"]
         "a tunnel is connected to its destination";
     TUNNEL_CLOSE = "tunnel_close" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved", "bytes_to_destination", "bytes_from_destination", "duration_ms", "reason"]
@@ -75,6 +79,8 @@ events! {
         "a changed hosts file is broken: the previous client rules stay in force";
     ACCEPT_ERROR = "accept_error" ["error"]
         "`accept` failed (for example out of file descriptors); retried after 100 ms";
+    LIMITS = "limits" ["client_rules", "penalised", "penalties_started", "source_rate", "source_connections", "source_startups", "startups_full", "evicted", "proxy_timeout", "banner_timeout", "login_timeout", "channel_cap", "channel_rate"]
+        "once a minute when one changed, and at shutdown: how many times each limit bit since start (refusals at accept by rule, penalty and per-source limit; evictions; deadlines; refused channel opens)";
     SHUTDOWN = "shutdown" ["signal", "grace_s"]
         "SIGTERM/SIGINT: the listener is closed, open tunnels may finish";
     SHUTDOWN_GRACE_EXPIRED = "shutdown_grace_expired" ["connections"]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use russh::ChannelOpenFailure;
 
+use tokio::io::AsyncReadExt;
+
 use crate::testkit::*;
 
 #[tokio::test]
@@ -121,7 +123,7 @@ async fn removing_a_key_from_its_file_closes_its_connection() {
 }
 
 #[tokio::test]
-async fn unauthenticated_connections_beyond_the_cap_are_dropped() {
+async fn a_login_evicts_a_silent_squatter_when_the_cap_is_full() {
     let key = new_key();
     let server = TestServer::start(&[
         "--authorized-keys",
@@ -131,19 +133,27 @@ async fn unauthenticated_connections_beyond_the_cap_are_dropped() {
     ])
     .await;
     // Two silent connections hold both pre-authentication slots.
-    let _a = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let _b = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut a = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut b = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let third = login(server.addr, &key).await;
-    assert!(
-        third.is_err(),
-        "a third unauthenticated connection was served"
-    );
-    drop((_a, _b));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         login(server.addr, &key).await.unwrap().1,
-        "freed slots serve again"
+        "a newcomer takes a squatter's slot instead of being refused"
+    );
+    // The older squatter was the one evicted: its socket is closed after the server banner.
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, a.read_to_end(&mut seen)).await;
+    assert!(read.is_ok(), "the oldest squatter is closed");
+    let mut banner = [0u8; 64];
+    let first = tokio::time::timeout(DEADLINE, b.read(&mut banner)).await;
+    assert!(
+        matches!(first, Ok(Ok(n)) if n > 0),
+        "server banner: {first:?}"
+    );
+    let still_open = tokio::time::timeout(Duration::from_millis(300), b.read(&mut banner)).await;
+    assert!(
+        still_open.is_err(),
+        "the younger squatter keeps its slot: {still_open:?}"
     );
 }
 

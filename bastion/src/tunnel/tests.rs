@@ -55,12 +55,24 @@ async fn unreachable_destination_is_connect_failed() {
 
 #[tokio::test]
 async fn tunnels_per_connection_are_capped() {
+    const MAX: usize = 12;
     let key = new_key();
     let echo = echo_server().await;
-    let server = TestServer::permitting(&key, echo).await;
+    let line = public_line(&key);
+    let rule = echo.to_string();
+    let max = MAX.to_string();
+    let args = [
+        "--authorized-keys",
+        &line,
+        "--permit-open",
+        &rule,
+        "--max-channels",
+        &max,
+    ];
+    let server = TestServer::start(&args).await;
     let (handle, _) = login(server.addr, &key).await.unwrap();
     let mut open = Vec::new();
-    for _ in 0..MAX_TUNNELS_PER_CONNECTION {
+    for _ in 0..MAX {
         open.push(
             open_tunnel(&handle, "127.0.0.1", echo.port())
                 .await
@@ -69,6 +81,8 @@ async fn tunnels_per_connection_are_capped() {
     }
     let over = open_tunnel(&handle, "127.0.0.1", echo.port()).await;
     assert!(matches!(over, Err(ChannelOpenFailure::ResourceShortage)));
+    // Session channels count too.
+    assert!(handle.channel_open_session().await.is_err());
     // Closing one makes room for one.
     let mut first = open.remove(0);
     first.shutdown().await.unwrap();
