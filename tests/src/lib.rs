@@ -23,6 +23,7 @@
 //! - [`data`]: deterministic [`Pattern`] streams, SHA-256 digests, echo round trips.
 //! - [`servers`]: [`TestServer`], the loopback destinations the tunnels lead to.
 //! - [`attempts`]: one `ssh -W` run and the checks on what it achieved.
+//! - [`peers`]: the non-OpenSSH attacking peers (paramiko, raw protocol) under `tests/peers/`.
 //! - [`sidecar`]: the dns-sidecar harness (moto, the ECS endpoints, the sidecar process).
 
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub mod data;
 pub mod keys;
 pub mod locate;
 pub mod netns;
+pub mod peers;
 pub mod process;
 pub mod servers;
 pub mod sidecar;
@@ -48,6 +50,7 @@ pub use data::*;
 pub use keys::*;
 pub use locate::*;
 pub use netns::*;
+pub use peers::*;
 pub use process::*;
 pub use servers::*;
 pub use ssh::*;
