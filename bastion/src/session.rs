@@ -59,7 +59,12 @@ pub struct SessionHandler {
     session_channels: SessionChannels,
     channel_budget: ChannelBudget,
     counters: Arc<LimitCounters>,
+    /// Requests refused so far (only the first [`LOGGED_REFUSALS`] are logged).
+    refusals: u32,
 }
+
+/// Refused requests logged per connection.
+const LOGGED_REFUSALS: u32 = 20;
 
 impl SessionHandler {
     pub fn new(
@@ -85,6 +90,7 @@ impl SessionHandler {
             session_channels: SessionChannels::default(),
             channel_budget: ChannelBudget::new(settings.channels),
             counters: settings.counters.clone(),
+            refusals: 0,
         }
     }
 
@@ -116,8 +122,20 @@ impl SessionHandler {
         Err(why)
     }
 
-    fn refused(&self, kind: &str, detail: &str) {
-        audit::request_refused(self.id, self.client, kind, detail);
+    /// Log a refused request; past [`LOGGED_REFUSALS`] on one connection (a flood of
+    /// `tcpip-forward` requests, say), they are refused silently.
+    fn refused(&mut self, kind: &str, detail: &str) {
+        self.refusals = self.refusals.saturating_add(1);
+        match self.refusals.cmp(&LOGGED_REFUSALS) {
+            std::cmp::Ordering::Less => audit::request_refused(self.id, self.client, kind, detail),
+            std::cmp::Ordering::Equal => {
+                let detail = format!(
+                    "{detail} (further refused requests on this connection are not logged)"
+                );
+                audit::request_refused(self.id, self.client, kind, &detail);
+            }
+            std::cmp::Ordering::Greater => {}
+        }
     }
 
     /// Turn an authentication verdict into russh's reply, recording a login.
