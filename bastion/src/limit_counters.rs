@@ -1,6 +1,7 @@
 //! How often each limit has bitten since start, and how much of it reaches the log. Under a
-//! flood, a line per refused connection would be a second flood (and a CloudWatch bill), so a
-//! refusal at accept is logged once per source and limit per minute; every one is counted,
+//! flood, a line per refused connection would be a second flood (and a CloudWatch bill), so
+//! refusals at accept are logged at most [`LOGGED_PER_PERIOD`] times per source and limit per
+//! minute; every one is counted,
 //! and the counts go out as one `limits` audit event per minute when they changed, and at
 //! shutdown.
 
@@ -41,15 +42,18 @@ impl Limit {
     }
 }
 
-/// Suppress repeats of one (source, limit) log line for this long.
+/// The period of the log budget, and of the `limits` event.
 pub const LOG_PERIOD: Duration = Duration::from_secs(60);
+/// Refusals of one source by one limit logged per period; the rest are only counted.
+pub const LOGGED_PER_PERIOD: u32 = 5;
 /// The repeat table is cleared when it grows past this (a flood from many sources).
 const MAX_LOGGED: usize = 4096;
 
 #[derive(Default)]
 pub struct LimitCounters {
     counts: [AtomicU64; LIMITS],
-    logged: Mutex<HashMap<(Source, Limit), Instant>>,
+    /// Per (source, limit): when its period started and how many were logged in it.
+    logged: Mutex<HashMap<(Source, Limit), (Instant, u32)>>,
     last_sent: Mutex<[u64; LIMITS]>,
 }
 
@@ -62,23 +66,25 @@ impl LimitCounters {
         self.counts[limit.index()].load(Ordering::Relaxed)
     }
 
-    /// Count a refusal of `source`; `true` when it should also be logged (the first time
-    /// in [`LOG_PERIOD`] for this source and limit).
+    /// Count a refusal of `source`; `true` when it should also be logged (one of the first
+    /// [`LOGGED_PER_PERIOD`] in this [`LOG_PERIOD`] for this source and limit).
     pub fn refused(&self, source: Source, limit: Limit, now: Instant) -> bool {
         self.bump(limit);
         let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = logged.get(&(source, limit)) {
-            if now.saturating_duration_since(*at) < LOG_PERIOD {
-                return false;
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < LOG_PERIOD;
+        if let Some((started, count)) = logged.get_mut(&(source, limit)) {
+            if fresh(started) {
+                *count += 1;
+                return *count <= LOGGED_PER_PERIOD;
             }
         }
         if logged.len() >= MAX_LOGGED {
-            logged.retain(|_, at| now.saturating_duration_since(*at) < LOG_PERIOD);
+            logged.retain(|_, (at, _)| fresh(at));
             if logged.len() >= MAX_LOGGED {
                 logged.clear();
             }
         }
-        logged.insert((source, limit), now);
+        logged.insert((source, limit), (now, 1));
         true
     }
 

@@ -33,8 +33,11 @@ fn setup() -> Setup {
     let user = generate_key(dir.path(), "user");
     let echo = TestServer::echo_v4();
     // The user key itself is not authorized: only certificates signed by the CA get in.
+    // These tests fail many logins from 127.0.0.1 on purpose: per-source penalties (tested in
+    // admission.rs) would refuse the later cases at accept, so they are off here.
     let bastion = BastionBuilder::new(&format!("cert-authority {}\n", ca.public_line))
         .permit_open(format!("127.0.0.1:{}", echo.port()))
+        .env("BASTION_PER_SOURCE_PENALTIES", "no")
         .start();
     Setup {
         dir,

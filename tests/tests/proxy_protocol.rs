@@ -421,6 +421,113 @@ fn a_deny_rule_for_the_real_client_refuses_it_behind_haproxy() {
     expect_connection_from(&bastion, OTHER_CLIENT, Some(HAPROXY_SOURCE));
 }
 
+/// Two failed logins from `CLIENT` through haproxy penalise `CLIENT`, not haproxy's address:
+/// `CLIENT` is then refused before SSH, even with the right key, while `OTHER_CLIENT` through
+/// the same haproxy (the same socket peer) logs in.
+#[test]
+fn penalties_apply_to_the_real_client_behind_haproxy() {
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let stranger = generate_key(dir.path(), "stranger");
+    let bastion = proxied_bastion(&dir, &echo, "required", "127.0.0.1/32")
+        .env("BASTION_PER_SOURCE_PENALTIES", "authfail:3s,min:4s,max:30s")
+        .start();
+    let haproxy = Haproxy::start(&dir, bastion.addr(), SendProxy::V2);
+    for n in 0..2 {
+        let what = format!("unknown key {n} through haproxy");
+        let run = ssh_w(haproxy.ssh(&stranger.private, CLIENT), &echo, b"x\n", &what);
+        assert!(run.stderr.contains(DENIED), "{what}: {}", run.stderr);
+    }
+    let penalty = expect_event(&bastion, "penalty", "two failed logins", |_| true);
+    assert_eq!(penalty["client"], CLIENT.to_string(), "{penalty}");
+    assert_ssh_refused(
+        haproxy.ssh(&dir.key.private, CLIENT),
+        &echo,
+        "the penalised client through haproxy",
+    );
+    expect_event(
+        &bastion,
+        "connection_dropped",
+        "the penalised client",
+        |e| e["limit"] == "BASTION_PER_SOURCE_PENALTIES" && e["client"] == CLIENT.to_string(),
+    );
+    assert_tunnel_works(
+        haproxy.ssh(&dir.key.private, OTHER_CLIENT),
+        &echo,
+        "another client through the same haproxy",
+    );
+}
+
+/// `BASTION_PER_SOURCE_MAX_CONNECTIONS=1` counts real clients: `CLIENT` holding one connection
+/// through haproxy is refused a second, while `OTHER_CLIENT` through the same haproxy is served.
+#[test]
+fn per_source_limits_apply_to_the_real_client_behind_haproxy() {
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let bastion = proxied_bastion(&dir, &echo, "required", "127.0.0.1/32")
+        .env("BASTION_PER_SOURCE_MAX_CONNECTIONS", "1")
+        .start();
+    let haproxy = Haproxy::start(&dir, bastion.addr(), SendProxy::V2);
+    let _held = haproxy
+        .ssh(&dir.key.private, CLIENT)
+        .arg("-N")
+        .spawn("held ssh -N through haproxy", Input::Null);
+    expect_event(&bastion, "auth", "the held login", |e| {
+        e["result"] == "accepted"
+    });
+    assert_ssh_refused(
+        haproxy.ssh(&dir.key.private, CLIENT),
+        &echo,
+        "a second connection of the client through haproxy",
+    );
+    expect_event(
+        &bastion,
+        "connection_dropped",
+        "the second connection",
+        |e| e["limit"] == "BASTION_PER_SOURCE_MAX_CONNECTIONS",
+    );
+    assert_tunnel_works(
+        haproxy.ssh(&dir.key.private, OTHER_CLIENT),
+        &echo,
+        "another client through the same haproxy",
+    );
+}
+
+/// A trusted sender's connections that never send their PROXY header belong to no client and
+/// are evicted first: 32 of them against `BASTION_MAX_STARTUPS=4` (and a long header deadline,
+/// so they do not simply time out) do not stop a proxied login.
+#[test]
+fn silent_connections_from_a_trusted_sender_do_not_block_a_proxied_login() {
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let bastion = proxied_bastion(&dir, &echo, "required", "127.0.0.1/32")
+        .env("BASTION_MAX_STARTUPS", "4")
+        .env("BASTION_PROXY_TIMEOUT", "60s")
+        .start();
+    let haproxy = Haproxy::start(&dir, bastion.addr(), SendProxy::V2);
+    let mut silent: Vec<TcpStream> = (0..32)
+        .map(|_| connect_from(HAPROXY_SOURCE, bastion.addr()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..3 {
+        assert_tunnel_works(
+            haproxy.ssh(&dir.key.private, CLIENT),
+            &echo,
+            &format!("proxied login {round} while silent connections fill the slots"),
+        );
+        silent.push(connect_from(HAPROXY_SOURCE, bastion.addr()));
+    }
+    let closed = silent
+        .iter_mut()
+        .filter_map(|s| closed_within(s, Duration::from_millis(100)))
+        .count();
+    assert!(
+        closed >= 28,
+        "evicted silent connections: {closed} of {}",
+        silent.len()
+    );
+}
+
 /// hosts.allow `bastion: 127.0.0.5` and hosts.deny `ALL: ALL` behind haproxy (v1 headers): only
 /// that client gets in, although every socket peer is haproxy's 127.0.0.1.
 #[test]

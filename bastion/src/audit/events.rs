@@ -38,13 +38,13 @@ events! {
     CONNECTION = "connection" ["conn", "client", "sender", "vpce_id"]
         "a connection was admitted (`sender`: the PROXY sender when the client address came from a header)";
     CONNECTION_DROPPED = "connection_dropped" ["client", "limit", "reason"]
-        "a connection was closed at accept, before any SSH byte, by the limit or penalty `limit` names; logged once per source and limit per minute (once per penalty), every one counted in `limits`";
+        "a connection was closed at accept, before any SSH byte, by the limit or penalty `limit` names; logged at most 5 times per source and limit per minute (once per penalty), every one counted in `limits`";
     PENALTY = "penalty" ["client", "offence", "duration_s"]
         "a source's penalties reached the minimum: its new connections are refused at accept for `duration_s`";
     PROXY_REJECTED = "proxy_rejected" ["sender", "reason"]
         "no valid PROXY header, or one from an untrusted sender: closed before SSH";
     CLIENT_REFUSED = "client_refused" ["client", "sender", "rule"]
-        "the client address is refused by the client rules: closed before SSH";
+        "the client address is refused by the client rules: closed before SSH (at most 5 times per source per minute; every one counted in `limits`)";
     HEALTH_CHECK = "health_check" ["sender", "count"]
         "a load balancer health check (PROXY v2 LOCAL), logged at debug level";
     BANNER_TIMEOUT = "banner_timeout" ["conn", "client"]

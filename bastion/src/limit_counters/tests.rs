@@ -1,4 +1,5 @@
-//! Every refusal is counted, but a source's repeats of one limit are logged once a period.
+//! Every refusal is counted, but only a few of a source's repeats of one limit are logged
+//! per period.
 
 use std::net::IpAddr;
 
@@ -6,7 +7,7 @@ use super::*;
 use crate::source::NetBlockSize;
 
 #[test]
-fn repeats_are_counted_but_logged_once_per_period() {
+fn repeats_are_counted_but_logged_a_few_times_per_period() {
     let counters = LimitCounters::default();
     let a = NetBlockSize::default().source("192.0.2.1".parse::<IpAddr>().unwrap());
     let b = NetBlockSize::default().source("192.0.2.2".parse::<IpAddr>().unwrap());
@@ -14,7 +15,7 @@ fn repeats_are_counted_but_logged_once_per_period() {
     let logged = (0..100)
         .filter(|_| counters.refused(a, Limit::SourceRate, t0))
         .count();
-    assert_eq!(logged, 1);
+    assert_eq!(logged, LOGGED_PER_PERIOD as usize);
     assert!(
         counters.refused(b, Limit::SourceRate, t0),
         "another source is logged"
@@ -28,6 +29,15 @@ fn repeats_are_counted_but_logged_once_per_period() {
         "a new period"
     );
     assert_eq!(counters.get(Limit::SourceRate), 102);
+    let later = t0 + LOG_PERIOD;
+    let more = (0..20)
+        .filter(|_| counters.refused(a, Limit::SourceRate, later))
+        .count();
+    assert_eq!(
+        more,
+        LOGGED_PER_PERIOD as usize - 1,
+        "the new period's budget"
+    );
 }
 
 #[test]

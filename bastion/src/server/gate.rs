@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use crate::admission::{Admission, Refusal, StartupSlot, Ticket};
 use crate::audit::{self, ProxyProblem};
 use crate::client_policy::{Decision, LivePolicy};
-use crate::limit_counters::{Limit, LimitCounters};
+use crate::limit_counters::{Limit, LimitCounters, LOGGED_PER_PERIOD};
 use crate::penalties::{Offence, Penalties, Verdict};
 use crate::proxy_header::{self, Outcome, Prefixed, ProxyConfig, ProxyError, ProxyMode};
 use crate::source::NetBlockSize;
@@ -141,7 +141,8 @@ impl Gate {
                                       logging in"
                     .to_owned(),
                 _ => format!(
-                    "over this source's limit ({source}); repeats this minute are only counted"
+                    "over this source's limit ({source}); past {LOGGED_PER_PERIOD} a minute, \
+                     refusals are only counted"
                 ),
             };
             audit::connection_dropped(&client, refusal.setting(), &why);
