@@ -3,8 +3,9 @@
 //! connections per second, connections at once, and unauthenticated connections at once.
 //! Then the server-wide cap on unauthenticated connections (`BASTION_MAX_STARTUPS`): at the
 //! cap a newcomer is not refused but takes the slot of the connection that has made the least
-//! [`Progress`] for longest (a pending PROXY header, then no identification, then no key
-//! exchange, oldest first). Connections past the key exchange are never evicted; only when
+//! [`Progress`] for longest (a pending PROXY header, then no identification for a second, then
+//! identification only, then an unfinished key exchange; oldest first: see
+//! [`Progress::eviction_rank`]). Connections past the key exchange are never evicted; only when
 //! every slot holds one is the newcomer refused.
 //!
 //! A connection holds a [`Ticket`] (its place in its source's counts) for its whole life and a
@@ -204,13 +205,16 @@ impl Admission {
         if table.slots.len() < self.limits.max_startups {
             return Ok(None);
         }
+        let now_us = self.us_now();
         let victim = table
             .slots
             .iter()
-            .map(|(id, slot)| (*id, slot.progress.stage(), slot.progress.since_ms()))
-            .filter(|(_, stage, _)| stage.evictable())
-            .min_by_key(|(_, stage, since)| (*stage, *since));
-        let Some((id, stage, since)) = victim else {
+            .filter_map(|(id, slot)| {
+                let rank = slot.progress.eviction_rank(now_us)?;
+                Some((*id, rank, slot.progress.since_us(), slot.progress.stage()))
+            })
+            .min_by_key(|(_, rank, since, _)| (*rank, *since));
+        let Some((id, _, since, stage)) = victim else {
             return Err(Refusal::Startups);
         };
         let Some(slot) = table.slots.remove(&id) else {
@@ -222,14 +226,17 @@ impl Admission {
             }
         }
         slot.progress.cut(Cut::Evicted(stage));
-        let now_ms = Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_millis() as u64;
         Ok(Some(Eviction {
             source: slot.source,
             stage,
-            idle_ms: now_ms.saturating_sub(since),
+            idle_ms: now_us.saturating_sub(since) / 1000,
         }))
+    }
+
+    fn us_now(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
     }
 
     /// Unauthenticated connections now (tests and the audit summary).

@@ -14,10 +14,8 @@ use clap::{Parser, Subcommand};
 
 use std::sync::Arc;
 
-pub use crate::audit::LogFormat;
-use ipnet::IpNet;
-
 use crate::admission::AdmissionLimits;
+pub use crate::audit::LogFormat;
 use crate::authorized_keys::KeySources;
 use crate::channel_budget::ChannelLimits;
 use crate::client_policy::LivePolicy;
@@ -26,7 +24,7 @@ use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
 use crate::key_store::KeyStore;
 use crate::net::{self, Brackets, Nat64};
-use crate::penalties::PenaltySettings;
+use crate::penalties::{PenaltyExempt, PenaltySettings};
 use crate::proxy_header::{ProxyConfig, ProxyMode};
 use crate::source::NetBlockSize;
 
@@ -173,9 +171,14 @@ pub struct Options {
     )]
     pub per_source_penalties: String,
 
-    /// Client addresses never penalised, comma-separated CIDRs (clients matched by an allow
-    /// rule, BASTION_ALLOW_CLIENTS or hosts.allow, are never penalised either).
-    #[arg(long, env = "BASTION_PER_SOURCE_PENALTY_EXEMPT", default_value = "")]
+    /// Clients never penalised: comma-separated CIDRs, and the word `allowed` for clients
+    /// matched by an allow rule (BASTION_ALLOW_CLIENTS, hosts.allow). Leave `allowed` out when
+    /// the allow rules list everyone who may connect rather than a trusted few.
+    #[arg(
+        long,
+        env = "BASTION_PER_SOURCE_PENALTY_EXEMPT",
+        default_value = "allowed"
+    )]
     pub per_source_penalty_exempt: String,
 
     /// Time a client has, once admitted, to send its SSH identification line.
@@ -254,7 +257,7 @@ pub struct Settings {
     pub admission: AdmissionLimits,
     pub net_blocks: NetBlockSize,
     pub penalties: PenaltySettings,
-    pub penalty_exempt: Vec<IpNet>,
+    pub penalty_exempt: PenaltyExempt,
     pub banner_timeout: Duration,
     pub channels: ChannelLimits,
     pub keepalive_interval: Option<Duration>,
@@ -295,22 +298,23 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-/// `BASTION_PER_SOURCE_PENALTY_EXEMPT`: comma-separated CIDRs or addresses; empty is none.
-fn parse_exempt(list: &str) -> Result<Vec<IpNet>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|entry| {
-            net::parse_net(entry, Brackets::Allowed)
-                .map(|n| net::canonical_net(n, Nat64::Keep))
-                .map_err(|e| {
-                    ConfigError(format!(
-                        "BASTION_PER_SOURCE_PENALTY_EXEMPT: {entry:?}: {e}; list CIDRs or \
-                         addresses such as 203.0.113.0/24,2001:db8::/48"
-                    ))
-                })
-        })
-        .collect()
+/// `BASTION_PER_SOURCE_PENALTY_EXEMPT`: comma-separated CIDRs or addresses, and `allowed`.
+fn parse_exempt(list: &str) -> Result<PenaltyExempt, ConfigError> {
+    let mut exempt = PenaltyExempt::default();
+    for entry in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if entry == "allowed" {
+            exempt.allowed = true;
+            continue;
+        }
+        let net = net::parse_net(entry, Brackets::Allowed).map_err(|e| {
+            ConfigError(format!(
+                "BASTION_PER_SOURCE_PENALTY_EXEMPT: {entry:?}: {e}; list CIDRs or addresses \
+                 such as 203.0.113.0/24,2001:db8::/48, and `allowed` for allow-listed clients"
+            ))
+        })?;
+        exempt.nets.push(net::canonical_net(net, Nat64::Keep));
+    }
+    Ok(exempt)
 }
 
 impl Options {

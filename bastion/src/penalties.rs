@@ -2,8 +2,8 @@
 //! authentication, ends before authenticating, or runs out its login deadline adds penalty
 //! time to its [`Source`]; once a source's penalty reaches `min`, it is refused at accept,
 //! before any SSH byte, until the penalty runs out. Penalties add up, capped at `max` from
-//! now, and decay in real time. Exempt addresses (`BASTION_PER_SOURCE_PENALTY_EXEMPT`, and
-//! clients allowed by an explicit allow rule) are never penalised. The table holds at most
+//! now, and decay in real time. Exempt addresses (`BASTION_PER_SOURCE_PENALTY_EXEMPT`: CIDRs,
+//! and by default clients matched by an allow rule) are never penalised. The table holds at most
 //! `max-sources` entries; when full, new sources go unpenalised (sshd's "permissive"
 //! overflow) rather than evicting penalised ones.
 
@@ -18,6 +18,14 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::source::Source;
+
+/// Who is never penalised (`BASTION_PER_SOURCE_PENALTY_EXEMPT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PenaltyExempt {
+    pub nets: Vec<IpNet>,
+    /// Clients matched by an allow rule (`BASTION_ALLOW_CLIENTS`, hosts.allow).
+    pub allowed: bool,
+}
 
 /// What a connection did to earn a penalty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,12 +171,12 @@ struct Table {
 /// The penalty table.
 pub struct Penalties {
     settings: PenaltySettings,
-    exempt: Vec<IpNet>,
+    exempt: PenaltyExempt,
     table: Mutex<Table>,
 }
 
 impl Penalties {
-    pub fn new(settings: PenaltySettings, exempt: Vec<IpNet>) -> Penalties {
+    pub fn new(settings: PenaltySettings, exempt: PenaltyExempt) -> Penalties {
         Penalties {
             settings,
             exempt,
@@ -180,9 +188,10 @@ impl Penalties {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+    /// Whether a client is exempt: listed, or allow-listed when `allowed` is set.
+    pub fn is_exempt(&self, ip: IpAddr, allow_listed: bool) -> bool {
         let ip = ip.to_canonical();
-        self.exempt.iter().any(|net| net.contains(&ip))
+        (allow_listed && self.exempt.allowed) || self.exempt.nets.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether `source` is penalised now.
@@ -217,7 +226,7 @@ impl Penalties {
         now: Instant,
     ) -> Option<Started> {
         let cost = self.settings.cost(offence);
-        if !self.settings.enabled || cost.is_zero() || self.is_exempt(ip) {
+        if !self.settings.enabled || cost.is_zero() || self.is_exempt(ip, false) {
             return None;
         }
         let mut table = self.table();

@@ -1,6 +1,6 @@
 //! How far an unauthenticated connection has got, so admission can tell a squatter from a
 //! user mid-login: [`Stage`] (PROXY header pending → connected → SSH identification received →
-//! key exchange done → authentication under way), when it got there, and whether admission has
+//! key exchange started → key exchange done → authentication under way), when it got there, and whether admission has
 //! evicted it. [`Watched`] reads the stage off the client's first bytes (the identification
 //! line, then the plaintext packets up to the client's `NEWKEYS`, see [`scanner`]); the session
 //! handler reports authentication attempts.
@@ -29,13 +29,19 @@ pub enum Stage {
     ProxyPending = 0,
     /// Admitted; the client has not sent its SSH identification line.
     Connected = 1,
-    /// Identification received; key exchange under way.
+    /// Identification received, nothing more.
     Banner = 2,
+    /// The client sent key-exchange packets (its `KEXINIT`, then its key share).
+    KexStarted = 3,
     /// The client sent `NEWKEYS`: the transport is encrypted. Never evicted from here on.
-    KexDone = 3,
+    KexDone = 4,
     /// An authentication request arrived.
-    Authenticating = 4,
+    Authenticating = 5,
 }
+
+/// A connection without its identification line this long after admission is stale, and
+/// evicted before any connection that sent one; a younger one is ordered with them by age.
+const STALE_WITHOUT_BANNER_US: u64 = 1_000_000;
 
 impl Stage {
     fn from_u8(n: u8) -> Stage {
@@ -43,7 +49,8 @@ impl Stage {
             0 => Stage::ProxyPending,
             1 => Stage::Connected,
             2 => Stage::Banner,
-            3 => Stage::KexDone,
+            3 => Stage::KexStarted,
+            4 => Stage::KexDone,
             _ => Stage::Authenticating,
         }
     }
@@ -58,6 +65,7 @@ impl Stage {
             Stage::ProxyPending => "no PROXY header yet",
             Stage::Connected => "no SSH identification yet",
             Stage::Banner => "no key exchange yet",
+            Stage::KexStarted => "key exchange unfinished",
             Stage::KexDone => "no authentication attempt yet",
             Stage::Authenticating => "authenticating",
         }
@@ -80,8 +88,8 @@ pub enum Cut {
 pub struct Progress {
     epoch: Instant,
     stage: AtomicU8,
-    /// Milliseconds from `epoch` to reaching the current stage.
-    since_ms: AtomicU64,
+    /// Microseconds from `epoch` to reaching the current stage.
+    since_us: AtomicU64,
     evicted: AtomicBool,
     wake: Notify,
     cut: OnceLock<Cut>,
@@ -92,36 +100,56 @@ impl Progress {
         let progress = Progress {
             epoch,
             stage: AtomicU8::new(stage as u8),
-            since_ms: AtomicU64::new(0),
+            since_us: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
             cut: OnceLock::new(),
         };
         progress
-            .since_ms
-            .store(progress.ms(Instant::now()), Ordering::Release);
+            .since_us
+            .store(progress.us(Instant::now()), Ordering::Release);
         Arc::new(progress)
     }
 
-    fn ms(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_millis() as u64
+    fn us(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
     pub fn stage(&self) -> Stage {
         Stage::from_u8(self.stage.load(Ordering::Acquire))
     }
 
-    /// When the current stage was reached, as milliseconds from the admission epoch.
-    pub fn since_ms(&self) -> u64 {
-        self.since_ms.load(Ordering::Acquire)
+    /// When the current stage was reached, as microseconds from the admission epoch.
+    pub fn since_us(&self) -> u64 {
+        self.since_us.load(Ordering::Acquire)
+    }
+
+    /// The eviction order at `now_us` (lowest first, then oldest `since_us`): a pending PROXY
+    /// header; a connection silent for [`STALE_WITHOUT_BANNER_US`]; then, by age alone, a
+    /// connection with only its identification line or one just admitted (so a newcomer
+    /// whose first bytes are still in flight is not the first to go); then an unfinished key
+    /// exchange. `None`: never evicted.
+    pub fn eviction_rank(&self, now_us: u64) -> Option<u8> {
+        let stage = self.stage();
+        Some(match stage {
+            Stage::ProxyPending => 0,
+            Stage::Connected
+                if now_us.saturating_sub(self.since_us()) >= STALE_WITHOUT_BANNER_US =>
+            {
+                1
+            }
+            Stage::Connected | Stage::Banner => 2,
+            Stage::KexStarted => 3,
+            Stage::KexDone | Stage::Authenticating => return None,
+        })
     }
 
     /// Move forward to `stage` (never back); the clock restarts only on a real advance.
     pub fn advance(&self, stage: Stage) {
         let previous = self.stage.fetch_max(stage as u8, Ordering::AcqRel);
         if previous < stage as u8 {
-            self.since_ms
-                .store(self.ms(Instant::now()), Ordering::Release);
+            self.since_us
+                .store(self.us(Instant::now()), Ordering::Release);
         }
     }
 

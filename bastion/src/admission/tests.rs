@@ -28,7 +28,7 @@ fn at_the_cap_the_least_progressed_oldest_squatter_is_evicted() {
     let (_t3, s3, _) = admission.admit(Some(source("192.0.2.3"))).unwrap();
     s1.progress().advance(Stage::Banner);
     s2.progress().advance(Stage::KexDone);
-    // s3 has sent nothing: lowest stage, evicted first.
+    // s3 has sent nothing but is younger than a second: ordered with s1 by age, and older.
     let (_t4, s4, evicted) = admission.admit(Some(source("192.0.2.4"))).unwrap();
     assert_eq!(evicted.unwrap().stage, Stage::Connected);
     assert!(s3.progress().is_evicted());
@@ -49,6 +49,27 @@ fn at_the_cap_the_least_progressed_oldest_squatter_is_evicted() {
         3,
         "an evicted slot is not freed twice"
     );
+}
+
+#[test]
+fn a_connection_silent_for_a_second_goes_before_older_banner_only_squatters() {
+    let admission = Admission::new(limits(3));
+    let (_t1, s1, _) = admission.admit(Some(source("192.0.2.1"))).unwrap();
+    s1.progress().advance(Stage::Banner);
+    let (_t2, s2, _) = admission.admit(Some(source("192.0.2.2"))).unwrap();
+    let (_t3, s3, _) = admission.admit(Some(source("192.0.2.3"))).unwrap();
+    s3.progress().advance(Stage::KexStarted);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_t4, _s4, evicted) = admission.admit(Some(source("192.0.2.4"))).unwrap();
+    assert_eq!(evicted.unwrap().stage, Stage::Connected);
+    assert!(
+        s2.progress().is_evicted(),
+        "silent for a second: first to go"
+    );
+    // Then the banner-only squatter, although the key exchange started earlier.
+    let (_t5, _s5, evicted) = admission.admit(Some(source("192.0.2.5"))).unwrap();
+    assert_eq!(evicted.unwrap().stage, Stage::Banner);
+    assert!(s1.progress().is_evicted() && !s3.progress().is_evicted());
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn secs(n: u64) -> Duration {
 
 #[test]
 fn refused_only_once_min_is_reached_then_until_expiry() {
-    let penalties = Penalties::new(PenaltySettings::default(), vec![]);
+    let penalties = Penalties::new(PenaltySettings::default(), PenaltyExempt::default());
     let (a, t0) = (source("192.0.2.1"), Instant::now());
     // authfail 5s, min 15s: three failures are 15 s of penalty.
     assert_eq!(
@@ -62,7 +62,7 @@ fn refused_only_once_min_is_reached_then_until_expiry() {
 #[test]
 fn penalties_decay_between_offences_and_are_capped_at_max() {
     let settings = PenaltySettings::parse("noauth:4s,min:10s,max:30s").unwrap();
-    let penalties = Penalties::new(settings, vec![]);
+    let penalties = Penalties::new(settings, PenaltyExempt::default());
     let (a, t0) = (source("192.0.2.1"), Instant::now());
     // One offence every 5 s never accumulates 10 s: each 4 s penalty has run out.
     for n in 0..10 {
@@ -83,7 +83,11 @@ fn penalties_decay_between_offences_and_are_capped_at_max() {
 
 #[test]
 fn exempt_addresses_and_disabled_penalties_never_refuse() {
-    let exempt = vec!["10.0.0.0/8".parse().unwrap()];
+    let exempt = PenaltyExempt {
+        nets: vec!["10.0.0.0/8".parse().unwrap()],
+        allowed: true,
+    };
+    assert!(PenaltySettings::default().enabled);
     let penalties = Penalties::new(PenaltySettings::default(), exempt);
     let t0 = Instant::now();
     for _ in 0..10 {
@@ -95,7 +99,12 @@ fn exempt_addresses_and_disabled_penalties_never_refuse() {
         );
     }
     assert_eq!(penalties.check(source("10.1.2.3"), t0), Verdict::Clear);
-    let off = Penalties::new(PenaltySettings::parse("no").unwrap(), vec![]);
+    assert!(penalties.is_exempt(ip("192.0.2.1"), true), "allow-listed");
+    assert!(!penalties.is_exempt(ip("192.0.2.1"), false));
+    let off = Penalties::new(
+        PenaltySettings::parse("no").unwrap(),
+        PenaltyExempt::default(),
+    );
     for _ in 0..10 {
         off.record(
             source("192.0.2.1"),
@@ -111,7 +120,7 @@ fn exempt_addresses_and_disabled_penalties_never_refuse() {
 #[test]
 fn a_full_table_keeps_its_penalties_and_ignores_new_sources() {
     let settings = PenaltySettings::parse("max-sources:3,authfail:20s").unwrap();
-    let penalties = Penalties::new(settings, vec![]);
+    let penalties = Penalties::new(settings, PenaltyExempt::default());
     let t0 = Instant::now();
     for n in 1..=3 {
         let a = format!("192.0.2.{n}");

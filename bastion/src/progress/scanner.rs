@@ -1,6 +1,7 @@
 //! Reads a client's first bytes just far enough to see its progress: the end of the SSH
 //! identification line, then the binary packets of the initial key exchange, which are not
-//! encrypted, up to the client's `SSH_MSG_NEWKEYS` (RFC 4253 §6: `uint32 packet_length`, `byte
+//! encrypted (the first whole packet header means the exchange started), up to the client's
+//! `SSH_MSG_NEWKEYS` (RFC 4253 §6: `uint32 packet_length`, `byte
 //! padding_length`, then the payload, whose first byte is the message number). It never
 //! fails: bytes it cannot make sense of end the scan, and russh reports the protocol error.
 
@@ -92,13 +93,13 @@ impl KexScanner {
                     self.state = State::Done;
                     return (take, Some(Stage::KexDone));
                 }
-                self.state = if !(2..=MAX_PACKET).contains(&length) {
-                    State::Done
-                } else {
-                    // The 4 length bytes are not part of packet_length; 2 more were read.
-                    State::Skip(u64::from(length) - 2)
-                };
-                (take, None)
+                if !(2..=MAX_PACKET).contains(&length) {
+                    self.state = State::Done;
+                    return (take, None);
+                }
+                // The 4 length bytes are not part of packet_length; 2 more were read.
+                self.state = State::Skip(u64::from(length) - 2);
+                (take, Some(Stage::KexStarted))
             }
             State::Skip(left) => {
                 let take = (*left).min(data.len() as u64);

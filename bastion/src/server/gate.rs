@@ -124,9 +124,9 @@ impl Gate {
             }
             return None;
         }
-        let allowed_by_rule = matches!(decision, Decision::Allow { rule: Some(_) });
+        let allow_listed = matches!(decision, Decision::Allow { rule: Some(_) });
         Some(Screened {
-            exempt: allowed_by_rule || self.penalties.is_exempt(client.ip()),
+            exempt: self.penalties.is_exempt(client.ip(), allow_listed),
         })
     }
 
