@@ -24,6 +24,8 @@ use crate::flow::Flow;
 pub struct ConnState {
     authenticated: AtomicBool,
     auth_failed: AtomicBool,
+    /// Tunnel tasks that have not yet logged their close.
+    unlogged_tunnels: AtomicUsize,
     open_tunnels: AtomicUsize,
     identity: Mutex<Option<Identity>>,
 }
@@ -62,6 +64,24 @@ impl ConnState {
 
     pub fn tunnel_released(&self) {
         self.open_tunnels.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A tunnel task started; [`ConnState::tunnel_logged`] once its close is in the audit.
+    pub fn tunnel_started(&self) {
+        self.unlogged_tunnels.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn tunnel_logged(&self) {
+        self.unlogged_tunnels.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// After the connection ended: wait (at most `limit`) until every tunnel has logged its
+    /// close, so no `tunnel_close` event is lost when the process exits after a drain.
+    pub async fn tunnels_logged(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while self.unlogged_tunnels.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub fn open_tunnels(&self) -> usize {

@@ -367,7 +367,14 @@ async fn connection(
         counters: server.gate.counters.clone(),
     }
     .spawn(now + server.banner_timeout, now + server.login_grace);
-    let handler = SessionHandler::new(id, client, &server.session, flow.clone(), state, slot);
+    let handler = SessionHandler::new(
+        id,
+        client,
+        &server.session,
+        flow.clone(),
+        state.clone(),
+        slot,
+    );
     let stream = GatedStream::new(Watched::new(stream, progress), flow.clone());
     let started = russh::server::run_stream(server.config.clone(), stream, handler).await;
     let reason = match started {
@@ -379,6 +386,7 @@ async fn connection(
     };
     watchdog.abort();
     flow.kill();
+    state.tunnels_logged(Duration::from_secs(2)).await;
     reason
 }
 

@@ -213,6 +213,7 @@ impl Opening {
         let channel_id = u32::from(channel.id());
         audit::tunnel_opened(&self.conn, channel_id, &self.destination, resolved);
         let started = Instant::now();
+        self.state.tunnel_started();
         let report = pump(channel, stream, self.queue.clone(), self.flow.clone()).await;
         let totals = TunnelTotals {
             bytes_to_destination: report.bytes_to_destination,
@@ -228,6 +229,7 @@ impl Opening {
             &totals,
             elapsed,
         );
+        self.state.tunnel_logged();
         if self.queue.release() {
             self.state.tunnel_released();
         }
