@@ -207,7 +207,7 @@ fn failed_logins_penalise_their_source_at_accept_and_the_penalty_decays() {
         &echo,
         &[
             ("BASTION_PER_SOURCE_PENALTIES", "authfail:3s,min:4s,max:6s"),
-            ("BASTION_PER_SOURCE_PENALTY_EXEMPT", "127.0.3.20"),
+            ("BASTION_PER_SOURCE_PENALTY_EXEMPT", "127.0.3.20,allowed"),
             ("BASTION_ALLOW_CLIENTS", "127.0.3.21/32"),
         ],
     );
