@@ -104,7 +104,7 @@ fn squatters_filling_max_startups_do_not_lock_out_a_user() {
 fn a_source_at_its_unauthenticated_limit_is_refused_before_any_byte() {
     let dir = TestDir::new();
     let echo = TestServer::echo_v4();
-    let bastion = bastion_with(&dir, &echo, &[("BASTION_PER_SOURCE_MAX_STARTUPS", "3")]);
+    let mut bastion = bastion_with(&dir, &echo, &[("BASTION_PER_SOURCE_MAX_STARTUPS", "3")]);
     let _held: Vec<TcpStream> = (0..3)
         .map(|_| squatter(addr(1), bastion.addr(), true))
         .collect();
@@ -122,6 +122,16 @@ fn a_source_at_its_unauthenticated_limit_is_refused_before_any_byte() {
         &login_from(&bastion, &dir.key.private, &echo, addr(1)),
         "after the squatters left",
     );
+    // Every refusal is counted in the `limits` event (once a minute, and at shutdown).
+    bastion.signal("TERM");
+    assert!(
+        bastion.wait_exit(Duration::from_secs(30)).is_some(),
+        "no exit after SIGTERM"
+    );
+    let limits = bastion.events_named("limits");
+    let last = limits.last().expect("a limits event at shutdown");
+    assert!(last["source_startups"].as_u64() >= Some(1), "{last}");
+    assert_eq!(last["evicted"], 0, "{last}");
 }
 
 #[test]

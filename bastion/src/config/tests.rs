@@ -25,3 +25,67 @@ fn cli_definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+/// The settings of a minimal valid configuration plus `extra` (flag, value) pairs.
+fn settings_with(extra: &[&str]) -> Result<Settings, ConfigError> {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEbXWm1Cq1cC0t5F6Xb5J1z4B8k1v1Qm5pXl0bV8aQhI x";
+    let mut argv = vec!["bastion", "--authorized-keys", key];
+    argv.extend_from_slice(extra);
+    Cli::try_parse_from(argv)
+        .expect("arguments parse")
+        .options
+        .into_settings()
+}
+
+#[test]
+fn flood_limits_have_safe_defaults() {
+    let s = settings_with(&[]).expect("defaults are valid");
+    assert_eq!(s.admission.max_startups, 64);
+    assert_eq!(s.admission.per_source_startups, 8);
+    assert_eq!(s.admission.per_source_connections, 64);
+    assert_eq!(s.admission.per_source_rate, 20);
+    assert_eq!(s.net_blocks.to_string(), "32:64");
+    assert!(s.penalties.enabled);
+    assert_eq!(s.penalties, PenaltySettings::default());
+    assert!(s.penalty_exempt.allowed && s.penalty_exempt.nets.is_empty());
+    assert_eq!(s.banner_timeout, Duration::from_secs(5));
+    assert_eq!(s.channels.max_open, 256);
+    assert_eq!(s.channels.open_rate, 50);
+}
+
+#[test]
+fn bad_flood_limits_name_the_setting() {
+    for (flag, value, setting) in [
+        (
+            "--per-source-net-block-size",
+            "40:64",
+            "BASTION_PER_SOURCE_NET_BLOCK_SIZE",
+        ),
+        (
+            "--per-source-penalties",
+            "authfail:often",
+            "BASTION_PER_SOURCE_PENALTIES",
+        ),
+        (
+            "--per-source-penalty-exempt",
+            "10.0.0.1/8",
+            "BASTION_PER_SOURCE_PENALTY_EXEMPT",
+        ),
+        (
+            "--per-source-penalty-exempt",
+            "everyone",
+            "BASTION_PER_SOURCE_PENALTY_EXEMPT",
+        ),
+        ("--banner-timeout", "0s", "BASTION_BANNER_TIMEOUT"),
+    ] {
+        let e = match settings_with(&[flag, value]) {
+            Ok(_) => panic!("{flag} {value} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.starts_with(setting), "{flag} {value}: {e}");
+    }
+    let exempt = settings_with(&["--per-source-penalty-exempt", "192.0.2.0/24, 2001:db8::/48"])
+        .expect("CIDRs without `allowed`")
+        .penalty_exempt;
+    assert!(!exempt.allowed && exempt.nets.len() == 2);
+}
