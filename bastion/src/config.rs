@@ -318,9 +318,32 @@ fn parse_exempt(list: &str) -> Result<PenaltyExempt, ConfigError> {
 }
 
 impl Options {
+    /// The durations that must be more than zero, with an example each.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        for (value, name, example) in [
+            (
+                self.tunnel_stall_timeout,
+                "BASTION_TUNNEL_STALL_TIMEOUT",
+                "30s",
+            ),
+            (self.login_grace_time, "BASTION_LOGIN_GRACE_TIME", "30s"),
+            (self.banner_timeout, "BASTION_BANNER_TIMEOUT", "5s"),
+            (self.connect_timeout, "BASTION_CONNECT_TIMEOUT", "10s"),
+            (self.proxy_timeout, "BASTION_PROXY_TIMEOUT", "5s"),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!(
+                    "{name}: must be more than 0 (for example {example})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Validate every setting. Reads the key files; does not bind anything.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let listen = parse_listen(&self.listen)?;
+        self.check_durations()?;
         let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())
             .map_err(|e| ConfigError(e.to_string()))?;
         let keys = KeyStore::load(KeySources {
@@ -332,41 +355,16 @@ impl Options {
         .map_err(|e| ConfigError(e.to_string()))?;
         let destinations =
             DestinationPolicy::parse(&self.permit_open).map_err(|e| ConfigError(e.to_string()))?;
-        if self.tunnel_stall_timeout.is_zero() {
-            return Err(ConfigError(
-                "BASTION_TUNNEL_STALL_TIMEOUT: must be more than 0 (for example 30s)".into(),
-            ));
-        }
-        if self.login_grace_time.is_zero() {
-            return Err(ConfigError(
-                "BASTION_LOGIN_GRACE_TIME: must be more than 0 (for example 30s)".into(),
-            ));
-        }
-        if self.banner_timeout.is_zero() {
-            return Err(ConfigError(
-                "BASTION_BANNER_TIMEOUT: must be more than 0 (for example 5s)".into(),
-            ));
-        }
         let net_blocks = NetBlockSize::parse(&self.per_source_net_block_size)
             .map_err(|e| ConfigError(format!("BASTION_PER_SOURCE_NET_BLOCK_SIZE: {e}")))?;
         let penalties = PenaltySettings::parse(&self.per_source_penalties)
             .map_err(|e| ConfigError(format!("BASTION_PER_SOURCE_PENALTIES: {e}")))?;
         let penalty_exempt = parse_exempt(&self.per_source_penalty_exempt)?;
-        if self.connect_timeout.is_zero() {
-            return Err(ConfigError(
-                "BASTION_CONNECT_TIMEOUT: must be more than 0 (for example 10s)".into(),
-            ));
-        }
         let trusted = if self.proxy_trusted.trim().is_empty() {
             ProxyConfig::default_trusted()
         } else {
             ProxyConfig::parse_trusted(&self.proxy_trusted).map_err(ConfigError)?
         };
-        if self.proxy_timeout.is_zero() {
-            return Err(ConfigError(
-                "BASTION_PROXY_TIMEOUT: must be more than 0 (for example 5s)".into(),
-            ));
-        }
         let clients = LivePolicy::load(
             self.allow_clients,
             self.deny_clients,
