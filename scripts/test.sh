@@ -96,6 +96,14 @@ step "container images (buildah, from the static binaries)"
 scripts/build-images.sh --no-build
 done_step
 
+# The libFuzzer targets of fuzz/ (its own workspace; scripts/fuzz installs the pinned cargo-fuzz,
+# which needs crates.io, so it runs here and not in the network namespace): an unoptimized
+# build, then each target for FUZZ_SECONDS from its committed seeds, new inputs into a scratch
+# directory. A crash fails the step and names the crashing input.
+step "fuzz targets: build (dev), then ${FUZZ_SECONDS:=10}s each"
+FUZZ_SECONDS=$FUZZ_SECONDS FUZZ_PROFILE=dev scripts/fuzz
+done_step
+
 # Only for the e2e crate's own build: it does not change the bastion's dependency graph.
 e2e_cargo=(--config 'profile.dev.package.sha2.opt-level=3')
 
