@@ -32,11 +32,26 @@ pub struct Identity {
     pub ca_fingerprint: Option<String>,
 }
 
-/// A successful login: who, and the options of the line that let them in.
+/// A successful login: who, the options of the line that let them in, and the credential
+/// (kept to re-check those options when the key files change).
 #[derive(Debug, Clone)]
 pub struct Login {
     pub identity: Identity,
     pub restrictions: KeyRestrictions,
+    pub credential: Credential,
+}
+
+/// What a connection logged in with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Key(PublicKey),
+    /// A certificate is re-checked against its validity at login time (a certificate that
+    /// expires during a connection does not end it, as in sshd); its CA line's options are
+    /// re-checked against the current time.
+    Certificate {
+        certificate: Box<Certificate>,
+        logged_in_at: u64,
+    },
 }
 
 /// What the protocol layer should answer.
@@ -93,11 +108,46 @@ impl Identity {
     }
 }
 
+impl Login {
+    /// After a key reload: may this connection stay, and under which options? `Err` says why
+    /// it must close (key removed or revoked, line now `restrict`/`no-port-forwarding`, a past
+    /// `expiry-time`, a `from=` that no longer matches, a certificate no longer accepted by its
+    /// CA line); `Ok` carries the line's current options, for the connection's later tunnels.
+    pub fn recheck(
+        &self,
+        keys: &AuthorizedKeys,
+        client: SocketAddr,
+        now: u64,
+    ) -> Result<KeyRestrictions, String> {
+        self.identity.still_allowed(keys)?;
+        let fp = &self.identity.key_fingerprint;
+        let rechecked = match &self.credential {
+            Credential::Key(key) => check_key(keys, key, fp, client, now).map(|(_, r)| r),
+            Credential::Certificate {
+                certificate,
+                logged_in_at,
+            } => check_certificate(
+                keys,
+                &self.identity.user,
+                certificate,
+                client,
+                *logged_in_at,
+            )
+            .and_then(|(_, login)| {
+                login.restrictions.check_login(client.ip(), now)?;
+                Ok(login.restrictions)
+            }),
+        };
+        rechecked.map_err(|why| format!("key {fp}: {why}"))
+    }
+}
+
 fn fingerprint(key: &KeyData) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-fn now_unix() -> u64 {
+/// The current time in unix seconds (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -185,11 +235,16 @@ pub fn check_certificate(
         ca_fingerprint: Some(accepted.ca_fingerprint),
     };
     let restrictions = ca.restrictions.clone();
+    let credential = Credential::Certificate {
+        certificate: Box::new(certificate.clone()),
+        logged_in_at: now,
+    };
     Ok((
         detail,
         Login {
             identity,
             restrictions,
+            credential,
         },
     ))
 }
@@ -238,11 +293,13 @@ impl Authenticator {
                     key_fingerprint: fp,
                     ca_fingerprint: None,
                 };
+                let credential = Credential::Key(key.clone());
                 self.accept(
                     &detail,
                     Login {
                         identity,
                         restrictions,
+                        credential,
                     },
                 )
             }

@@ -1,12 +1,14 @@
 //! The server's view of its live connections: per-connection state that the server, the
 //! session and its tunnels share ([`ConnState`]), and the registry of live connections with
-//! what the server does to them from outside: close those whose key was removed or revoked,
-//! and drain them all at shutdown.
+//! what the server does to them from outside: after a key reload, re-check each login against
+//! its key's new line (close it, or apply the new options to its later tunnels), and drain
+//! them all at shutdown.
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,9 +17,17 @@ use russh::server::Handle;
 use russh::Disconnect;
 
 use crate::audit;
-use crate::auth::Identity;
+use crate::auth::{Identity, Login};
 use crate::authorized_keys::AuthorizedKeys;
 use crate::flow::Flow;
+use crate::key_options::KeyRestrictions;
+
+/// The login of a live connection, with the client address its options are checked against.
+#[derive(Debug)]
+struct LiveLogin {
+    login: Login,
+    client: SocketAddr,
+}
 
 /// Per-connection state observed from outside (login deadline, shutdown, key reload).
 #[derive(Debug, Default)]
@@ -27,13 +37,17 @@ pub struct ConnState {
     /// Tunnel tasks that have not yet logged their close.
     unlogged_tunnels: AtomicUsize,
     open_tunnels: AtomicUsize,
-    identity: Mutex<Option<Identity>>,
+    login: Mutex<Option<LiveLogin>>,
 }
 
 impl ConnState {
-    /// Record the login: the identity to re-check on reload; the login deadline stops.
-    pub fn logged_in(&self, identity: Identity) {
-        *self.identity.lock().unwrap_or_else(PoisonError::into_inner) = Some(identity);
+    fn login(&self) -> MutexGuard<'_, Option<LiveLogin>> {
+        self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Record the login, to re-check on reload; the login deadline stops.
+    pub fn logged_in(&self, login: Login, client: SocketAddr) {
+        *self.login() = Some(LiveLogin { login, client });
         self.authenticated.store(true, Ordering::Release);
     }
 
@@ -51,10 +65,32 @@ impl ConnState {
     }
 
     pub fn identity(&self) -> Option<Identity> {
-        self.identity
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.login().as_ref().map(|l| l.login.identity.clone())
+    }
+
+    /// The options of the login's key line as they are now (after any reload); the
+    /// defaults before login.
+    pub fn restrictions(&self) -> KeyRestrictions {
+        self.login()
+            .as_ref()
+            .map(|l| l.login.restrictions.clone())
+            .unwrap_or_default()
+    }
+
+    /// Re-check the login against reloaded keys: `Err` says why the connection must close;
+    /// otherwise its key line's current options apply from now on. No login: nothing to do.
+    fn recheck(&self, keys: &AuthorizedKeys, now: u64) -> Result<(), String> {
+        let mut guard = self.login();
+        let Some(live) = guard.as_mut() else {
+            return Ok(());
+        };
+        match live.login.recheck(keys, live.client, now) {
+            Ok(restrictions) => {
+                live.login.restrictions = restrictions;
+                Ok(())
+            }
+            Err(why) => Err(format!("{why} ({})", live.login.identity.user)),
+        }
     }
 
     /// A tunnel opened; it counts until the client has closed it (shutdown waits for that).
@@ -142,17 +178,17 @@ impl Registry {
             .collect()
     }
 
-    /// After a key reload: close the connections (and so the tunnels) of keys that were
-    /// removed or revoked, with an audit event each.
-    pub fn revoke_gone(&self, keys: &AuthorizedKeys) {
+    /// After a key reload: close the connections (and so the tunnels) whose key was removed,
+    /// revoked, or whose line now refuses them (`restrict`, `no-port-forwarding`, a past
+    /// `expiry-time`, a `from=` that no longer matches), with an audit event each; the others
+    /// open their later tunnels under their line's new options (a narrower `permitopen`).
+    pub fn recheck(&self, keys: &AuthorizedKeys, now: u64) {
         let gone: Vec<(u64, String, Arc<Flow>, Option<Handle>)> = self
             .live()
             .iter()
             .filter_map(|(id, l)| {
-                let identity = l.state.identity()?;
-                let why = identity.still_allowed(keys).err()?;
-                let reason = format!("{} ({})", why, identity.user);
-                Some((*id, reason, l.flow.clone(), l.handle.clone()))
+                let why = l.state.recheck(keys, now).err()?;
+                Some((*id, why, l.flow.clone(), l.handle.clone()))
             })
             .collect();
         for (id, why, flow, handle) in gone {

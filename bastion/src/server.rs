@@ -140,7 +140,7 @@ pub async fn serve(
     let server = Arc::new(Server::new(settings));
     // One watcher for every reloadable file; it also makes SIGHUP a reload signal.
     let watcher = Watcher::spawn(server.reloadables(), POLL_INTERVAL);
-    let revoker = tokio::spawn(revoke_on_change(
+    let revoker = tokio::spawn(recheck_on_change(
         server.session.keys.clone(),
         server.registry.clone(),
     ));
@@ -215,12 +215,13 @@ impl Server {
     }
 }
 
-/// After each key reload: close the connections of keys that were removed or revoked.
-async fn revoke_on_change(keys: Arc<KeyStore>, registry: Arc<Registry>) {
+/// After each key reload: re-check every login against its key's new line (close it, or
+/// apply the new options to its later tunnels).
+async fn recheck_on_change(keys: Arc<KeyStore>, registry: Arc<Registry>) {
     let mut changes = keys.subscribe();
     while changes.changed().await.is_ok() {
         let keys = changes.borrow_and_update().clone();
-        registry.revoke_gone(&keys);
+        registry.recheck(&keys, crate::auth::now_unix());
     }
 }
 

@@ -26,7 +26,6 @@ use crate::auth::{Authenticator, Login, Verdict};
 use crate::channel_budget::{ChannelBudget, ChannelLimits, ChannelRefusal};
 use crate::connections::ConnState;
 use crate::flow::Flow;
-use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
 use crate::limit_counters::{Limit, LimitCounters};
 use crate::progress::Stage;
@@ -53,8 +52,6 @@ pub struct SessionHandler {
     auth: Authenticator,
     /// Who is logged in, once authenticated.
     conn: Option<Arc<ConnInfo>>,
-    /// The options of the line that let this connection in (per-key permitopen).
-    restrictions: KeyRestrictions,
     tunnels: Tunnels,
     session_channels: SessionChannels,
     channel_budget: ChannelBudget,
@@ -85,7 +82,6 @@ impl SessionHandler {
             startup: Some(startup),
             auth,
             conn: None,
-            restrictions: KeyRestrictions::default(),
             tunnels,
             session_channels: SessionChannels::default(),
             channel_budget: ChannelBudget::new(settings.channels),
@@ -168,8 +164,8 @@ impl SessionHandler {
             user: login.identity.user.clone(),
             fingerprint: login.identity.key_fingerprint.clone(),
         }));
-        self.restrictions = login.restrictions;
-        self.state.logged_in(login.identity);
+        // The line's options live in the shared state: a key reload may change them.
+        self.state.logged_in(login, self.client);
         self.startup = None;
     }
 }
@@ -283,8 +279,9 @@ impl Handler for SessionHandler {
             reply.reject(shortage(&why)).await;
             return Ok(());
         }
+        let restrictions = self.state.restrictions();
         self.tunnels
-            .open(conn, &self.restrictions, channel, host, port, reply)
+            .open(conn, &restrictions, channel, host, port, reply)
             .await;
         Ok(())
     }

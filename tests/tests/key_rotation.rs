@@ -5,7 +5,9 @@
 //! previous keys (`keys_reload_failed`) and a later good edit still applies; revoking a key by
 //! its `SHA256:` fingerprint refuses its next login and closes its open tunnels, and SIGHUP makes
 //! that happen before the next poll; an edit that adds a line with an unknown option loads the
-//! other lines and rejects that one alone (`key_line_rejected`).
+//! other lines and rejects that one alone (`key_line_rejected`); editing a live key's options
+//! reaches its open connection (a narrower `permitopen` refuses its next tunnel, `restrict`
+//! closes it).
 //!
 //! Every edit is written to a temporary file and renamed into place, so the bastion never reads
 //! a half-written file (which could look like a removed key or a malformed line).
@@ -534,5 +536,113 @@ fn an_edit_with_an_unknown_option_rejects_that_line_alone() {
     assert!(
         bastion.events_named("keys_reload_failed").is_empty(),
         "an unknown option failed the whole reload"
+    );
+}
+
+/// Waits for the next `keys_reloaded` after `seen` of them, or panics with the log.
+fn wait_reload(bastion: &Bastion, seen: usize, what: &str) {
+    let deadline = Instant::now() + RELOAD_WITHIN;
+    while bastion.events_named("keys_reloaded").len() <= seen {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no keys_reloaded within {RELOAD_WITHIN:?}; bastion log:\n{}",
+            bastion.stderr_text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Editing a live key's options reaches its open connection: after a narrower `permitopen`,
+/// the connection's next tunnel to a destination the line no longer lists is refused
+/// (`tunnel_refused` on that connection) while its other forward and the tunnel already open
+/// keep working; after `restrict`, the connection is closed (`access_revoked`) and `ssh` exits.
+#[test]
+fn editing_a_live_keys_options_reaches_its_open_connection() {
+    let dir = TestDir::new();
+    let (kept, dropped) = (TestServer::echo_v4(), TestServer::echo_v4());
+    let key = generate_key(dir.path(), "edited");
+    let keys_file = dir.join("authorized_keys");
+    write_atomically(&keys_file, &lines(&[&key]));
+    let bastion = start_with_keys_file(&keys_file, &kept)
+        .permit_open(format!(
+            "127.0.0.1:{},127.0.0.1:{}",
+            kept.port(),
+            dropped.port()
+        ))
+        .start();
+    let (sock_kept, sock_dropped) = (dir.socket("kept.sock"), dir.socket("dropped.sock"));
+    let mut ssh = bastion
+        .ssh(&key.private)
+        .arg("-N")
+        .forward(&sock_kept, &kept.spec())
+        .forward(&sock_dropped, &dropped.spec())
+        .spawn("ssh -N -L kept -L dropped", Input::Null);
+    let mut open_before = ssh.connect_unix(sock_dropped.as_ref(), READY);
+    echo_round_trip(
+        &mut open_before,
+        b"before",
+        "the second forward before the edit",
+    );
+    let conn = bastion.events_named("tunnel_open")[0]["conn"].clone();
+
+    let reloads = bastion.events_named("keys_reloaded").len();
+    let narrowed = format!(
+        "permitopen=\"127.0.0.1:{}\" {}\n",
+        kept.port(),
+        key.public_line
+    );
+    write_atomically(&keys_file, &narrowed);
+    wait_reload(&bastion, reloads, "permitopen added");
+    let mut refused = ssh.connect_unix(sock_dropped.as_ref(), READY);
+    let _ = refused.write_all(b"after\n");
+    assert!(
+        wait_closed(&mut refused, REVOKE_WITHIN).is_some(),
+        "a new tunnel to a destination the edited permitopen no longer lists stayed open"
+    );
+    let refusal = bastion
+        .wait_event(REVOKE_WITHIN, |e| e["event"] == "tunnel_refused")
+        .unwrap_or_else(|| panic!("no tunnel_refused; log:\n{}", bastion.stderr_text()));
+    assert_eq!(
+        refusal["conn"], conn,
+        "refused on another connection: {refusal}"
+    );
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("permitopen")),
+        "{refusal}"
+    );
+    let mut allowed = ssh.connect_unix(sock_kept.as_ref(), READY);
+    echo_round_trip(
+        &mut allowed,
+        b"kept",
+        "the forward the edited line still lists",
+    );
+    echo_round_trip(
+        &mut open_before,
+        b"still",
+        "the tunnel opened before the edit",
+    );
+    assert!(bastion.events_named("access_revoked").is_empty());
+
+    write_atomically(&keys_file, &format!("restrict {}\n", key.public_line));
+    let revoked = bastion
+        .wait_event(REVOKE_WITHIN, |e| e["event"] == "access_revoked")
+        .unwrap_or_else(|| {
+            panic!(
+                "no access_revoked within {REVOKE_WITHIN:?} of adding restrict; log:\n{}",
+                bastion.stderr_text()
+            )
+        });
+    assert_eq!(revoked["conn"], conn, "{revoked}");
+    assert!(
+        revoked["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("restrict")),
+        "{revoked}"
+    );
+    ssh.proc.expect_exit(
+        REVOKE_WITHIN,
+        "ssh -N -L after its key line became restrict",
     );
 }

@@ -70,7 +70,7 @@ events! {
     KEYS_RELOAD_FAILED = "keys_reload_failed" ["trigger", "error"]
         "a changed key file is broken: the previous keys stay in force";
     ACCESS_REVOKED = "access_revoked" ["conn", "reason"]
-        "a connection was closed because its key or CA was removed or revoked";
+        "a connection was closed because its key or CA was removed or revoked, or its key line now refuses it (`restrict`, `no-port-forwarding`, a past `expiry-time`, a `from=` that no longer matches); a narrower `permitopen` applies to its later tunnels instead";
     CLIENT_POLICY_RELOADED = "client_policy_reloaded" ["trigger", "summary"]
         "a hosts.allow/hosts.deny file changed and was loaded";
     CLIENT_POLICY_UNCHANGED = "client_policy_unchanged" ["trigger"]
