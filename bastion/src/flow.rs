@@ -13,7 +13,10 @@
 //! 3. **Never starve the return direction.** A paused read would also hide the client's window
 //!    adjusts for the return direction, and the destination's replies would then wait for ever:
 //!    deadlock. So while any return write has waited longer than
-//!    [`FlowLimits::starve_after`] for window ([`Flow::starving`]), reads resume.
+//!    [`FlowLimits::starve_after`] for window ([`Flow::starving`]), reads resume, up to
+//!    [`FlowLimits::connection_cap`] and no further: a client that never reopens a return
+//!    window must not switch the cap off. At the cap the return direction waits until the
+//!    destinations drain (or, for one that reads nothing, until `stall_timeout` closes it).
 //! 4. **Shrink the window while over the cap.** [`Flow::window_target`] lowers the receive
 //!    window russh grants while the connection is over the cap, so the data that can still
 //!    arrive during (3) is small.
@@ -22,6 +25,10 @@
 //!    stop counting toward the pause (they still count toward
 //!    [`FlowLimits::connection_cap`]), so the connection's other tunnels keep flowing while the
 //!    stalled channel fills up to its hard cap.
+//!
+//! What counts is what is held: each queued packet is charged its payload plus
+//! [`ITEM_COST`] for its allocation and queue slot, so a flood of one-byte packets reaches the
+//! caps as soon as its real memory would.
 //!
 //! Hard limits: a channel holding more than [`FlowLimits::channel_hard_cap`] is closed, and a
 //! channel whose destination accepts nothing for [`FlowLimits::stall_timeout`] while data waits
@@ -41,6 +48,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
+
+/// What one queued packet costs beyond its payload: the `Bytes` and its heap block, and its
+/// slot in the queue (measured: ~64 bytes per one-byte packet with glibc's allocator; charged
+/// twice that, to stay on the safe side of allocator and queue growth).
+pub const ITEM_COST: usize = 128;
 
 /// Caps and timings of the flow control. The defaults are what the README documents.
 #[derive(Debug, Clone, Copy)]
@@ -131,9 +143,11 @@ impl Flow {
         self.counted() > self.limits.pause_above || self.queued() > self.limits.connection_cap
     }
 
-    /// Should reads of the client socket wait?
+    /// Should reads of the client socket wait? Over the connection cap, always; over the
+    /// pause threshold, unless a return write is starving for window (module doc, part 3).
     pub fn paused(&self) -> bool {
-        self.over() && self.starving.load(Ordering::Acquire) == 0
+        self.queued() > self.limits.connection_cap
+            || (self.over() && self.starving.load(Ordering::Acquire) == 0)
     }
 
     /// The receive-window target russh should grant next (see module doc, part 4).
@@ -293,17 +307,18 @@ impl ChannelQueue {
         if st.closed || st.finished {
             return Err(PushError::Closed);
         }
-        if st.bytes + data.len() > self.flow.limits.channel_hard_cap {
+        let charge = data.len() + ITEM_COST;
+        if st.bytes + charge > self.flow.limits.channel_hard_cap {
             return Err(PushError::HardCap {
-                queued: st.bytes + data.len(),
+                queued: st.bytes + charge,
             });
         }
-        st.bytes += data.len();
+        st.bytes += charge;
         // Count before the item becomes visible, so a fast writer's `consumed` never
         // subtracts bytes the connection total has not seen yet.
-        self.flow.add(data.len());
+        self.flow.add(charge);
         if st.stalled {
-            self.flow.stalled.fetch_add(data.len(), Ordering::AcqRel);
+            self.flow.stalled.fetch_add(charge, Ordering::AcqRel);
         }
         st.items
             .push_back(Inbound::Data(Bytes::copy_from_slice(data)));
@@ -411,7 +426,8 @@ impl ChannelQueue {
     }
 
     /// Next item for the destination, waiting while the queue is empty; `None` once closed.
-    /// Data stays counted until [`ChannelQueue::consumed`] reports it written.
+    /// Its payload stays counted until [`ChannelQueue::consumed`] reports it written; its
+    /// [`ITEM_COST`] is released here, as it leaves the queue.
     pub async fn next(&self) -> Option<Inbound> {
         loop {
             let notified = self.ready.notified();
@@ -421,6 +437,12 @@ impl ChannelQueue {
                     return None;
                 }
                 if let Some(item) = st.items.pop_front() {
+                    if matches!(item, Inbound::Data(_)) {
+                        st.bytes = st.bytes.saturating_sub(ITEM_COST);
+                        let stalled = st.stalled;
+                        drop(st);
+                        self.flow.sub(ITEM_COST, stalled);
+                    }
                     return Some(item);
                 }
                 if st.finished {

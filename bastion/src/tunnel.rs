@@ -148,7 +148,7 @@ impl Tunnels {
         };
         if let Err(PushError::HardCap { queued }) = queue.push(data) {
             let why = format!(
-                "destination is not keeping up: {queued} bytes waiting (cap {}); tunnel closed",
+                "destination is not keeping up: {queued} bytes held for it, each packet counted with its overhead (cap {}); tunnel closed",
                 self.flow.limits().channel_hard_cap
             );
             queue.close_with_reason(&why);

@@ -2,7 +2,8 @@
 independent of russh and OpenSSH) driven past what a well-behaved client does.
 
 It logs in with an Ed25519 key and then floods global requests, opens channels without waiting
-for each reply, or starts a key re-exchange and never finishes it. It prints one JSON object per
+for each reply, starts a key re-exchange and never finishes it, or pushes data the way that
+defeats memory caps (tunnels whose return windows it never reopens; one-byte packets). It prints one JSON object per
 line on stdout (what it did and what the server answered) and reads commands on stdin in the
 interactive `channels` mode. Every wait is bounded; the Rust test kills it when it ends.
 
@@ -11,6 +12,7 @@ Usage: russh_peer.py HOST PORT KEY MODE [options]   (see `main` for the modes)
 
 import argparse
 import json
+import os
 import socket
 import sys
 import threading
@@ -311,6 +313,97 @@ def stall_rekey(transport, args):
     )
 
 
+def open_tunnel(transport, dest):
+    host, port = dest.rsplit(":", 1)
+    return transport.open_channel(
+        "direct-tcpip", (host, int(port)), ("127.0.0.1", 40000), timeout=20
+    )
+
+
+def push_until_stuck(transport, chans, chunks, args):
+    """Sends `chunks` (a list of byte strings, cycled over `chans`) from a thread, as fast as
+    the server takes them, until --hold seconds pass, all are sent, or nothing was taken for
+    5 s. A server that stops reading blocks paramiko's socket write for good, so the thread is
+    abandoned then: the caller reports and exits. Returns (bytes sent, packets sent, seconds,
+    stuck)."""
+    progress = {"bytes": 0, "packets": 0, "done": False}
+
+    def sender():
+        try:
+            for i, chunk in enumerate(chunks):
+                chan = chans[i % len(chans)]
+                if chan.closed or not transport.is_active():
+                    break
+                n = chan.send(chunk)
+                if n <= 0:
+                    break
+                progress["bytes"] += n
+                progress["packets"] += 1
+        except Exception:  # noqa: BLE001 - the server closed a tunnel or the connection
+            pass
+        progress["done"] = True
+
+    threading.Thread(target=sender, daemon=True).start()
+    started = time.monotonic()
+    seen, last_progress = -1, started
+    while time.monotonic() - started < args.hold and not progress["done"]:
+        time.sleep(0.1)
+        now = time.monotonic()
+        if progress["bytes"] != seen:
+            seen, last_progress = progress["bytes"], now
+        elif now - last_progress > 5:
+            break
+    stuck = not progress["done"]
+    return progress["bytes"], progress["packets"], round(time.monotonic() - started, 2), stuck
+
+
+def starve(transport, args):
+    """Opens --count tunnels to a destination that floods replies and reads nothing, never
+    reads a reply (so their return windows never reopen and the server's return writes wait
+    for window for good), and sends 32 KiB packets round-robin on every tunnel as fast as the
+    server takes them. Reports the bytes sent; exits without a clean close (the server may
+    have stopped reading)."""
+    chans = [open_tunnel(transport, args.dest) for _ in range(args.count)]
+    chunks = [b"s" * 32768] * (64 * 1024)  # at most 2 GiB
+    sent, _, seconds, stuck = push_until_stuck(transport, chans, chunks, args)
+    emit(
+        "result",
+        sent=sent,
+        seconds=seconds,
+        stuck=stuck,
+        open=sum(1 for c in chans if not c.closed),
+        active=transport.is_active(),
+    )
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def tiny(transport, args):
+    """Opens one tunnel to a destination that reads nothing, fills the kernel's socket buffers
+    and part of the server's queue with --prefill MiB in 32 KiB packets, then sends --count
+    one-byte packets as fast as the server takes them. Reports how many one-byte packets were
+    sent and whether the server closed the tunnel (it waits up to 5 s for the close)."""
+    chan = open_tunnel(transport, args.dest)
+    big = [b"p" * 32768] * (args.prefill * 32)
+    _, _, _, stuck = push_until_stuck(transport, [chan], big, args)
+    sent, seconds = 0, 0.0
+    if not stuck and not chan.closed:
+        _, sent, seconds, stuck = push_until_stuck(transport, [chan], [b"t"] * args.count, args)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not chan.closed and not stuck:
+        time.sleep(0.05)
+    emit(
+        "result",
+        sent=sent,
+        seconds=seconds,
+        stuck=stuck,
+        closed=bool(chan.closed),
+        active=transport.is_active(),
+    )
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def main():
     # paramiko logs refused channels at ERROR level on stderr; the JSON on stdout says it all.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -318,12 +411,13 @@ def main():
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("key")
-    parser.add_argument("mode", choices=["global-flood", "channels", "stall-rekey"])
+    parser.add_argument("mode", choices=["global-flood", "channels", "stall-rekey", "starve", "tiny"])
     parser.add_argument("--count", type=int, default=50000)
     parser.add_argument("--dest", default="")
     parser.add_argument("--reply-timeout", type=float, default=60.0)
     parser.add_argument("--trickle", type=float, default=0.0)
     parser.add_argument("--hold", type=float, default=30.0)
+    parser.add_argument("--prefill", type=int, default=16, help="MiB sent before the one-byte packets")
     args = parser.parse_args()
     transport = connect(args.host, args.port, args.key)
     try:
@@ -331,6 +425,8 @@ def main():
             "global-flood": global_flood,
             "channels": channels,
             "stall-rekey": stall_rekey,
+            "starve": starve,
+            "tiny": tiny,
         }[args.mode](transport, args)
     finally:
         transport.close()

@@ -187,6 +187,21 @@ impl TestServer {
         )
     }
 
+    /// On each connection, writes without end (until a write fails or blocks for 60 s) and
+    /// never reads: a destination whose replies fill the client's window while the data sent
+    /// to it piles up in the bastion.
+    pub fn floods_never_reads() -> TestServer {
+        TestServer::spawn(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            true,
+            Arc::new(|mut stream: TcpStream, _| {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+                let chunk = [b'r'; 65536];
+                while stream.write_all(&chunk).is_ok() {}
+            }),
+        )
+    }
+
     /// Writes `reply` on each connection and closes it (e.g. a non-SSH banner).
     pub fn fixed_reply(reply: &'static [u8]) -> TestServer {
         TestServer::spawn(

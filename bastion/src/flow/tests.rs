@@ -10,31 +10,61 @@ fn small() -> FlowLimits {
     }
 }
 
-#[test]
-fn queue_accounts_bytes_and_caps_a_channel() {
+#[tokio::test]
+async fn queue_accounts_bytes_and_caps_a_channel() {
     let flow = Flow::new(small());
     let q = ChannelQueue::new(flow.clone());
     q.push(&[0; 600]).unwrap();
-    assert_eq!(flow.queued(), 600);
+    assert_eq!(
+        flow.queued(),
+        600 + ITEM_COST,
+        "payload plus the packet's cost"
+    );
     assert!(flow.paused());
     assert_eq!(flow.window_target(), small().window_over_cap);
-    assert_eq!(q.push(&[0; 600]), Err(PushError::HardCap { queued: 1200 }));
+    assert_eq!(
+        q.push(&[0; 600]),
+        Err(PushError::HardCap {
+            queued: 2 * (600 + ITEM_COST)
+        })
+    );
+    assert!(matches!(q.next().await, Some(Inbound::Data(_))));
+    assert_eq!(
+        flow.queued(),
+        600,
+        "the cost is released as the packet leaves the queue"
+    );
     q.consumed(550);
     assert_eq!(flow.queued(), 50);
     assert!(!flow.paused());
     assert_eq!(flow.window_target(), small().window);
-    assert_eq!(flow.peak(), 600);
+    assert_eq!(flow.peak(), 600 + ITEM_COST);
     q.close();
     assert_eq!(flow.queued(), 0, "closing releases what was queued");
     assert_eq!(q.push(b"x"), Err(PushError::Closed));
 }
 
 #[test]
+fn one_byte_packets_reach_the_channel_cap_at_their_real_cost() {
+    let limits = FlowLimits {
+        channel_hard_cap: 100 * (1 + ITEM_COST),
+        ..FlowLimits::default()
+    };
+    let flow = Flow::new(limits);
+    let q = ChannelQueue::new(flow.clone());
+    let accepted = (0..1000).take_while(|_| q.push(b"x").is_ok()).count();
+    assert_eq!(
+        accepted, 100,
+        "100 one-byte packets fill a cap of 100 times their cost"
+    );
+}
+
+#[test]
 fn a_stalled_channel_stops_pacing_the_connection_within_the_connection_cap() {
     let limits = FlowLimits {
-        pause_above: 100,
-        channel_hard_cap: 1000,
-        connection_cap: 500,
+        pause_above: 300,
+        channel_hard_cap: 2000,
+        connection_cap: 900,
         ..FlowLimits::default()
     };
     let flow = Flow::new(limits);
@@ -56,13 +86,19 @@ fn a_stalled_channel_stops_pacing_the_connection_within_the_connection_cap() {
         flow.paused(),
         "the connection cap still bounds stalled data"
     );
+    let _starving = flow.starving();
+    assert!(
+        flow.paused(),
+        "a starving return write must not lift the connection cap"
+    );
     stuck.set_stalled(false);
-    stuck.consumed(600);
-    busy.consumed(50);
-    assert_eq!(flow.queued(), 0);
-    stuck.push(&[0; 10]).unwrap();
-    stuck.set_stalled(true);
     stuck.close();
+    busy.close();
+    assert_eq!(flow.queued(), 0);
+    let again = ChannelQueue::new(flow.clone());
+    again.push(&[0; 10]).unwrap();
+    again.set_stalled(true);
+    again.close();
     assert_eq!(flow.queued(), 0);
     assert!(!flow.paused());
     assert_eq!(
@@ -73,7 +109,7 @@ fn a_stalled_channel_stops_pacing_the_connection_within_the_connection_cap() {
 }
 
 #[test]
-fn starving_return_write_unpauses() {
+fn starving_return_write_unpauses_below_the_connection_cap() {
     let flow = Flow::new(small());
     let q = ChannelQueue::new(flow.clone());
     q.push(&[0; 200]).unwrap();
@@ -142,6 +178,7 @@ async fn gated_stream_pauses_and_resumes_reads() {
         gated.read_exact(&mut buf).await.map(|_| buf)
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(q.next().await.is_some());
     q.consumed(200);
     let got = tokio::time::timeout(Duration::from_secs(2), reader)
         .await
