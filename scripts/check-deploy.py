@@ -86,7 +86,7 @@ PLACEHOLDERS = {
 
 STACK_PARAMS = {
     "VpcId": "vpc-0123456789abcdef0",
-    "VpcCidr": "10.0.0.0/16",
+    "NlbSubnetCidrs": ["10.0.0.0/24", "10.0.1.0/24"],
     "PublicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "AllowedClientCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
     "HostedZoneId": PLACEHOLDERS["HostedZoneId"],
@@ -660,8 +660,18 @@ def check_nlb(cfn: Cfn, td: dict) -> Problems:
     env = env_of(bastion)
     if env.get("BASTION_PROXY_PROTOCOL") != "required":
         p.add(w, "bastion needs BASTION_PROXY_PROTOCOL=required behind the NLB")
-    if env.get("BASTION_PROXY_TRUSTED") != STACK_PARAMS["VpcCidr"]:
-        p.add(w, "bastion needs BASTION_PROXY_TRUSTED=VpcCidr behind the NLB")
+    # Only the NLB's subnets may send PROXY headers (anything else in the VPC could claim any
+    # client), and they are all the client rules add to the allowed clients.
+    subnets = STACK_PARAMS["NlbSubnetCidrs"]
+    if env.get("BASTION_PROXY_TRUSTED", "").split(",") != subnets:
+        p.add(w, f"bastion needs BASTION_PROXY_TRUSTED=NlbSubnetCidrs ({','.join(subnets)}) behind the NLB, got {env.get('BASTION_PROXY_TRUSTED')!r}")
+    allowed = env.get("BASTION_ALLOW_CLIENTS", "").split(",")
+    expected = STACK_PARAMS["AllowedClientCidrs"] + ["127.0.0.1/32"] + subnets
+    if allowed != expected:
+        p.add(w, f"BASTION_ALLOW_CLIENTS behind the NLB must be the allowed clients, 127.0.0.1/32 and NlbSubnetCidrs ({','.join(expected)}), got {','.join(allowed)!r}")
+    rules = cfn.template.get("Rules", {})
+    if not any("NlbSubnetCidrs" in json.dumps(r) for r in rules.values()):
+        p.add(w, "a Rule must require NlbSubnetCidrs when UseNlb=true")
     return p
 
 
