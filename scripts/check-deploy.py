@@ -13,12 +13,15 @@ What it checks, and why (cfn-lint and the AWS API shapes miss most of it):
    healthCheck interval 5..300, timeout 2..60, retries 1..10, startPeriod 0..300, exec form
    (the images have no shell) running the image's own binary; dependsOn targets exist, no
    cycles, COMPLETE/SUCCESS only on non-essential targets, HEALTHY only on targets with a
-   healthCheck; read-only root filesystem; a non-root uid:gid; Fargate cpu/memory; no rule in
-   BASTION_PERMIT_OPEN that opens 169.254.0.0/16 (the task role's credentials endpoint).
+   healthCheck; read-only root filesystem; a non-root uid:gid; Fargate cpu/memory.
 3. Every environment variable and secret a container sets is one its binary documents
    (`[env: NAME]` in `<bin> --help`), and values are among the documented possible values.
    The bastion is also started with each task definition's environment (loopback only) and
-   must reach `listening`, so a value it would refuse fails here.
+   must reach `listening`, so a value it would refuse fails here (a BASTION_PERMIT_OPEN rule
+   naming 169.254.0.0/16, the task role's credentials endpoint, in any spelling, among them).
+   The stack's PermitOpen AllowedPattern is checked against good values and bad spellings, and
+   `bastion check-config` must agree: accept the good ones, refuse every bad one (the ranges
+   are the bastion's, not re-implemented here).
 4. The JSON task definition and the stack's are the same (containers, variable names, literal
    values, limits); the IAM policy files match the stack's roles; the Dockerfiles' entrypoints
    match the health checks; every placeholder is documented in README.md.
@@ -34,7 +37,6 @@ from __future__ import annotations
 import argparse
 import copy
 import fnmatch
-import ipaddress
 import json
 import os
 import re
@@ -84,7 +86,7 @@ PLACEHOLDERS = {
 
 STACK_PARAMS = {
     "VpcId": "vpc-0123456789abcdef0",
-    "VpcCidr": "10.0.0.0/16",
+    "NlbSubnetCidrs": ["10.0.0.0/24", "10.0.1.0/24"],
     "PublicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "AllowedClientCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
     "HostedZoneId": PLACEHOLDERS["HostedZoneId"],
@@ -111,13 +113,19 @@ FARGATE_MEMORY = {
     "2048": set(range(4096, 16385, 1024)),
     "4096": set(range(8192, 30721, 1024)),
 }
-# Addresses a PERMIT_OPEN rule must never name: the ECS credentials endpoint and instance
-# metadata live here; every container shares the task role.
-FORBIDDEN_NETS = [
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fd00:ec2::/32"),
-    ipaddress.ip_network("::ffff:169.254.0.0/112"),
+# PermitOpen values the stack must accept (its default and examples) and rules it must
+# refuse: the ECS credentials endpoint, instance metadata, link-local and EC2 IPv6 metadata
+# in every spelling. Whether each is refused is the bastion's answer (`check-config`).
+PERMIT_OPEN_GOOD = ["", PLACEHOLDERS["PermitOpen"], "10.0.0.0/8:*,[fd00::5]:5432", "0.0.0.0/0:*,[::/0]:*,[fc00::/7]:*"]
+PERMIT_OPEN_BAD = [
+    "169.254.170.2:80", "10.0.0.0/8:*,169.254.0.0/16:*", "[FD00:EC2::254]:80", "[fe80::1]:22",
+    "[::ffff:169.254.170.2]:80", "[::ffff:a9fe:aa02]:80", "[::a9fe:aa02]:80", "[::ffff:0:a9fe:aa02]:80",
+    "[64:ff9b::a9fe:aa02]:80", "[64:ff9b::169.254.0.0/112]:*", "[2002:a9fe:aa02::/48]:*",
+    "[2001:0:a9fe:aa02::1]:80", "[2001:db8::5efe:a9fe:aa02]:80",
+    # No reasonable regex catches these two (the IPv4 bits are split or inverted): the bastion does.
+    "[64:ff9b:1:a9fe:aa:200::]:80", "[2001:0:4136:e378:8000:63bf:5601:55fd]:80",
 ]
+PERMIT_OPEN_PAST_THE_PATTERN = set(PERMIT_OPEN_BAD[-2:])
 # A valid public key for starting the bastion (it must have one to start; nobody logs in).
 SMOKE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPt6RuZLkgrU7q2ippfjk1yK4gz1e5s1IjlOP9C0kbvT check-deploy"
 
@@ -437,23 +445,14 @@ def check_container_dependencies(c: dict, name: str, by_name: dict, w: str, p: P
 
 
 def check_container_network(c: dict, name: str, env: dict, w: str, p: Problems) -> None:
-    """Port mappings, awslogs, destination rules that must never open the credentials endpoint,
-    and the bastion's secrets."""
+    """Port mappings, awslogs and the bastion's secrets. (Destination rules are the bastion's
+    to judge: see bastion_starts and check_permit_open.)"""
     for pm in c.get("portMappings", []):
         if "hostPort" in pm and pm["hostPort"] != pm.get("containerPort"):
             p.add(w, "awsvpc: hostPort must equal containerPort")
     log = c.get("logConfiguration", {})
     if log.get("logDriver") != "awslogs" or not {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"} <= set(log.get("options", {})):
         p.add(w, "logConfiguration must be awslogs with group, region and stream prefix")
-    # The destination rules must never open the credentials endpoint.
-    for rule in filter(None, (env.get("BASTION_PERMIT_OPEN") or "").split(",")):
-        host = rule.strip().rsplit(":", 1)[0].strip("[]")
-        try:
-            net = ipaddress.ip_network(host, strict=False)
-        except ValueError:
-            continue
-        if any(net.version == f.version and net.overlaps(f) for f in FORBIDDEN_NETS):
-            p.add(w, f"BASTION_PERMIT_OPEN rule {rule!r} opens link-local/metadata addresses (169.254.170.2 serves the task role)")
     if name == "bastion":
         secrets = {s.get("name") for s in c.get("secrets", [])}
         for s in ("BASTION_HOST_KEY", "BASTION_AUTHORIZED_KEYS"):
@@ -602,21 +601,45 @@ def check_policies(cfn_direct_prune: Cfn) -> Problems:
     return p
 
 
-def check_permit_open_pattern(template: dict) -> Problems:
-    """The stack's PermitOpen parameter must refuse rules that open the credentials endpoint."""
+def check_config(binary: str, env: dict[str, str]) -> tuple[bool, str]:
+    """`bastion check-config` with `env` (and a key, which it needs): accepted, and its output."""
+    full = {"PATH": "/usr/bin:/bin", "BASTION_AUTHORIZED_KEYS": SMOKE_KEY, **env}
+    out = subprocess.run([binary, "check-config"], env=full, capture_output=True, text=True, timeout=30)
+    if out.returncode not in (0, 2):
+        raise SystemExit(f"{binary} check-config failed ({out.returncode}): {out.stderr.strip()}")
+    return out.returncode == 0, (out.stdout + out.stderr).strip()
+
+
+def check_permit_open(template: dict, binary: str) -> Problems:
+    """The stack's PermitOpen pattern is a first line of defence; the bastion is the judge:
+    `check-config` must accept every good value and refuse every bad spelling, the pattern must
+    accept the good values and refuse the bad ones a regex can catch, and a task definition
+    with a bad rule must fail to start."""
     p = Problems()
     w = f"{rel(STACK)} parameter PermitOpen"
     pattern = template["Parameters"]["PermitOpen"].get("AllowedPattern")
-    if not pattern:
+    rx = re.compile(pattern) if pattern else None
+    if rx is None:
         p.add(w, "needs an AllowedPattern refusing 169.254.0.0/16 rules")
-        return p
-    rx = re.compile(pattern)
-    for good in ("", PLACEHOLDERS["PermitOpen"], "10.0.0.0/8:*,[fd00::5]:5432"):
-        if not rx.fullmatch(good):
+    for good in PERMIT_OPEN_GOOD:
+        if rx and not rx.fullmatch(good):
             p.add(w, f"AllowedPattern refuses the valid value {good!r}")
-    for bad in ("169.254.170.2:80", "10.0.0.0/8:*,169.254.0.0/16:*", "[FD00:EC2::254]:80", "[::ffff:169.254.170.2]:80", "[::ffff:a9fe:aa02]:80"):
-        if rx.fullmatch(bad):
+        ok, said = check_config(binary, {"BASTION_PERMIT_OPEN": good})
+        if not ok:
+            p.add(w, f"`bastion check-config` refuses the valid value {good!r}: {said}")
+    for bad in PERMIT_OPEN_BAD:
+        if rx and rx.fullmatch(bad) and bad not in PERMIT_OPEN_PAST_THE_PATTERN:
             p.add(w, f"AllowedPattern accepts {bad!r}")
+        ok, said = check_config(binary, {"BASTION_PERMIT_OPEN": bad})
+        if ok or "never forwards" not in said:
+            p.add(w, f"`bastion check-config` does not refuse {bad!r} as never forwarded: {said}")
+    container = {"environment": [{"name": "BASTION_PERMIT_OPEN", "value": "10.0.0.0/8:*,[64:ff9b::a9fe:aa02]:80"}]}
+    found = bastion_starts(binary, container, "self-test")
+    if not any("never forwards" in f for f in found):
+        p.add(w, f"a task definition with a NAT64 spelling of 169.254.170.2 is not reported: {found}")
+    missed = sorted(b for b in PERMIT_OPEN_PAST_THE_PATTERN if rx and rx.fullmatch(b))
+    if missed:
+        print(f"  note: the AllowedPattern lets {', '.join(missed)} through; the bastion refuses them")
     return p
 
 
@@ -637,8 +660,18 @@ def check_nlb(cfn: Cfn, td: dict) -> Problems:
     env = env_of(bastion)
     if env.get("BASTION_PROXY_PROTOCOL") != "required":
         p.add(w, "bastion needs BASTION_PROXY_PROTOCOL=required behind the NLB")
-    if env.get("BASTION_PROXY_TRUSTED") != STACK_PARAMS["VpcCidr"]:
-        p.add(w, "bastion needs BASTION_PROXY_TRUSTED=VpcCidr behind the NLB")
+    # Only the NLB's subnets may send PROXY headers (anything else in the VPC could claim any
+    # client), and they are all the client rules add to the allowed clients.
+    subnets = STACK_PARAMS["NlbSubnetCidrs"]
+    if env.get("BASTION_PROXY_TRUSTED", "").split(",") != subnets:
+        p.add(w, f"bastion needs BASTION_PROXY_TRUSTED=NlbSubnetCidrs ({','.join(subnets)}) behind the NLB, got {env.get('BASTION_PROXY_TRUSTED')!r}")
+    allowed = env.get("BASTION_ALLOW_CLIENTS", "").split(",")
+    expected = STACK_PARAMS["AllowedClientCidrs"] + ["127.0.0.1/32"] + subnets
+    if allowed != expected:
+        p.add(w, f"BASTION_ALLOW_CLIENTS behind the NLB must be the allowed clients, 127.0.0.1/32 and NlbSubnetCidrs ({','.join(expected)}), got {','.join(allowed)!r}")
+    rules = cfn.template.get("Rules", {})
+    if not any("NlbSubnetCidrs" in json.dumps(r) for r in rules.values()):
+        p.add(w, "a Rule must require NlbSubnetCidrs when UseNlb=true")
     return p
 
 
@@ -932,7 +965,6 @@ def self_test() -> list[str]:
         ("cycle", lambda td: (b(td).update(dependsOn=[{"containerName": "helper", "condition": "START"}]), h(td).update(dependsOn=[{"containerName": "bastion", "condition": "START"}])), "dependsOn cycle"),
         ("undocumented variable", lambda td: b(td)["environment"].append({"name": "BASTION_PERMIT_OPN", "value": ""}), "BASTION_PERMIT_OPN is not documented"),
         ("value not allowed", lambda td: b(td)["environment"].append({"name": "BASTION_LOG_FORMAT", "value": "yaml"}), "'yaml' is not one of json, text"),
-        ("credentials endpoint", lambda td: b(td)["environment"].append({"name": "BASTION_PERMIT_OPEN", "value": "10.0.0.0/8:*,169.254.170.2:80"}), "opens link-local"),
         ("host key not secret", lambda td: b(td).update(secrets=[]), "BASTION_HOST_KEY must come from a secret"),
         ("not Fargate size", lambda td: td.update(memory="4096"), "is not a Fargate size"),
         ("sidecar start longer than startPeriod", lambda td: sidecar(td, startPeriod=60), "startPeriod 60 is shorter than DNS_TIMEOUT=120s"),
@@ -1017,7 +1049,7 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
     if [c["name"] for c in nlb_td["containerDefinitions"]] != ["bastion"]:
         problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the bastion alone behind the NLB")
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
-    problems += check_permit_open_pattern(template)
+    problems += check_permit_open(template, bins["bastion"])
     return json_td, variants
 
 

@@ -31,9 +31,9 @@ use crate::source::NetBlockSize;
 /// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
 ///
 /// Authentication is by public key only. No shell, no commands, no file transfer, no agent,
-/// X11 or remote (-R) forwarding. Tunnels go only where BASTION_PERMIT_OPEN allows, and never
-/// to loopback, link-local (instance metadata, the ECS credentials endpoint) or multicast
-/// addresses unless a rule names them explicitly.
+/// X11 or remote (-R) forwarding. Tunnels go only where BASTION_PERMIT_OPEN allows, never to
+/// link-local addresses (instance metadata, the ECS credentials endpoint) or the bastion's own
+/// listener, and never to loopback or multicast addresses unless a rule names them explicitly.
 #[derive(Debug, Parser)]
 #[command(name = "bastion", version, max_term_width = 100)]
 pub struct Cli {
@@ -53,6 +53,10 @@ pub enum Command {
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Validate the configuration (every flag and BASTION_* variable, as a start would) without
+    /// listening; print what is in force and exit 0, or the error and exit 2. Deploy checks use
+    /// it to ask the bastion itself whether a value (e.g. BASTION_PERMIT_OPEN) is accepted.
+    CheckConfig,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,8 +109,9 @@ pub struct Options {
 
     /// Where tunnels may go: comma-separated rules host:port, *.suffix:port, CIDR:port
     /// ([v6]:port; * for any port). Empty: private ranges (10/8, 172.16/12, 192.168/16,
-    /// fc00::/7) on any port. Loopback, link-local and multicast stay refused unless a rule
-    /// names the address or a range inside it.
+    /// fc00::/7) on any port. Loopback and multicast stay refused unless a rule names the
+    /// address or a range inside it; link-local (169.254.0.0/16, fe80::/10) and fd00:ec2::/32
+    /// are refused whatever the rules, in any spelling, and a rule naming them is an error.
     #[arg(long, env = "BASTION_PERMIT_OPEN", default_value = "")]
     pub permit_open: String,
 

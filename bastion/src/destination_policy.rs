@@ -1,6 +1,7 @@
-//! Where a tunnel may go: the `BASTION_PERMIT_OPEN` rule list, the built-in denials no rule can
-//! lift by accident (loopback, link-local metadata and credentials endpoints, multicast, ...),
-//! and the single name lookup for each request.
+//! Where a tunnel may go: the `BASTION_PERMIT_OPEN` rule list, the ranges no rule opens
+//! (`off_limits`: link-local, with the ECS credentials endpoint and instance metadata, and
+//! `fd00:ec2::/32`, in every spelling), the built-in denials only a rule naming the address
+//! lifts (loopback, multicast, ...), and the single name lookup for each request.
 //!
 //! A destination name is resolved exactly once, every resolved address is checked, and the
 //! caller connects only to the returned addresses. There is no second lookup, so a DNS answer
@@ -13,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::net::{self, Compatible, Escape, Nat64, Quoting};
+use crate::off_limits::{self, Hit};
 
 mod rule;
 
@@ -55,12 +57,10 @@ const fn v6(a: u16, b: u16, len: u8) -> IpNet {
     IpNet::new_assert(IpAddr::V6(Ipv6Addr::new(a, b, 0, 0, 0, 0, 0, 0)), len)
 }
 
-const LINK_LOCAL_V4: &str =
-    "link-local (instance metadata and the ECS credentials endpoint live there)";
-
-/// Built-in denials. Order matters only for messages: the first match is reported.
+/// Built-in denials a rule naming the address lifts (the ranges no rule opens are in
+/// `off_limits`). Order matters only for messages: the first match is reported.
 /// (Checks require every denial containing the address to be lifted, see `check`.)
-const DENIALS: [Denial; 11] = [
+const DENIALS: [Denial; 8] = [
     Denial {
         net: v4(127, 0, 0, 0, 8),
         what: "loopback",
@@ -70,21 +70,6 @@ const DENIALS: [Denial; 11] = [
         net: IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
         what: "loopback",
         short: "loopback",
-    },
-    Denial {
-        net: v4(169, 254, 0, 0, 16),
-        what: LINK_LOCAL_V4,
-        short: "link-local",
-    },
-    Denial {
-        net: v6(0xfe80, 0, 10),
-        what: "link-local",
-        short: "link-local",
-    },
-    Denial {
-        net: v6(0xfd00, 0x0ec2, 32),
-        what: "in fd00:ec2::/32 (EC2 IPv6 instance metadata and DNS)",
-        short: "EC2 IPv6 metadata",
     },
     Denial {
         net: v4(0, 0, 0, 0, 8),
@@ -264,6 +249,9 @@ impl DestinationPolicy {
                 subject.asked()
             )));
         }
+        if let Some(hit) = off_limits::reached_by(addr) {
+            return Err(Refusal::Prohibited(off_limits_message(&subject, hit)));
+        }
         let canon = canonical(addr);
         for d in DENIALS.iter().filter(|d| d.net.contains(&canon)) {
             if !self.rules.iter().any(|r| r.lifts(&d.net, canon, port)) {
@@ -321,6 +309,19 @@ impl DestinationPolicy {
             ),
         }
     }
+}
+
+/// "X is link-local (...); the bastion never forwards to it, whatever the rules", with the IPv4
+/// address a spelling carries: "[64:ff9b::a9fe:aa02]:80 (169.254.170.2 by NAT64) is ...".
+fn off_limits_message(subject: &Subject<'_>, hit: Hit) -> String {
+    let is = match hit.via {
+        None => subject.is(subject.addr),
+        Some((how, v4)) => subject.is_as(&format!("{v4} by {}", how.name())),
+    };
+    format!(
+        "{is} {}; the bastion never forwards to it, whatever the rules",
+        hit.range.what
+    )
 }
 
 /// What the client asked for, after validation.
@@ -447,6 +448,19 @@ impl Subject<'_> {
             format!("{} is", self.asked())
         } else {
             format!("{} ({canon}) is", self.asked())
+        }
+    }
+
+    /// Like [`Subject::is`], with `shown` in parentheses after the address.
+    fn is_as(&self, shown: &str) -> String {
+        if self.is_name() {
+            format!(
+                "{} resolves to {} ({shown}), which is",
+                self.asked(),
+                self.addr
+            )
+        } else {
+            format!("{} ({shown}) is", self.asked())
         }
     }
 

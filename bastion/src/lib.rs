@@ -31,6 +31,8 @@
 //! - [`channel_budget`]: channels per connection, open at once and per second.
 //! - [`session_channels`]: held `session` channels: the notice, refused commands.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
+//! - [`off_limits`]: link-local and EC2 metadata ranges no rule opens, in every spelling.
+//! - [`own_listener`]: the bastion's own listening sockets, never a tunnel's destination.
 //! - [`tunnel`]: opening a tunnel and copying bytes both ways with half-close.
 //! - [`flow`]: deadlock-free, memory-bounded buffering between channels and destinations.
 //! - [`connections`]: live connections: revocation after reload, draining at shutdown.
@@ -56,6 +58,8 @@ pub mod key_options;
 pub mod key_store;
 pub mod limit_counters;
 pub mod net;
+pub mod off_limits;
+pub mod own_listener;
 pub mod penalties;
 pub mod progress;
 pub mod proxy_header;

@@ -1,4 +1,5 @@
-//! The `bastion` binary: parse the configuration, then serve or run the health check.
+//! The `bastion` binary: parse the configuration, then serve, run the health check, or only
+//! check the configuration.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -27,8 +28,35 @@ fn main() -> ExitCode {
             timeout,
             cli.options.proxy_protocol != bastion::proxy_header::ProxyMode::Off,
         )),
+        Some(Command::CheckConfig) => runtime.block_on(async { check_config(cli.options) }),
         None => runtime.block_on(serve(cli.options)),
     }
+}
+
+/// `bastion check-config`: what a start would accept, without listening or logging events.
+fn check_config(options: bastion::config::Options) -> ExitCode {
+    let settings = match options.into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bastion check-config: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let keys = settings.keys.current();
+    println!("configuration ok");
+    println!("listen: {}", settings.listen);
+    println!("permit_open: {}", settings.destinations.describe());
+    println!("proxy_protocol: {}", settings.proxy.mode);
+    println!("clients: {}", settings.clients.current().summary());
+    println!(
+        "authorized_keys: {} keys, {} rejected lines",
+        keys.keys.len(),
+        keys.rejected.len()
+    );
+    for e in &keys.rejected {
+        println!("rejected: {} line {}: {}", keys.source, e.line, e.message);
+    }
+    ExitCode::SUCCESS
 }
 
 /// clap's own errors name the flag (`--shutdown-grace`); in a container the user set the

@@ -22,6 +22,9 @@
 //!   ([`Compatible::AsIpv4`], [`Nat64::AsIpv4`]); its rule networks convert NAT64 but never
 //!   IPv4-compatible space ([`canonical_net`] has no such option: `::/96` holds `::` and
 //!   `::1`, which stay IPv6), so a rule CIDR inside `::/96` matches nothing there.
+//! - **Every embedded IPv4** ([`embedded_ipv4`]): all the IPv4 addresses an IPv6 address can
+//!   carry (also 6to4, Teredo, ISATAP, SIIT, NAT64 local-use), for the checks that must hold
+//!   in any spelling (`off_limits`); no address rule reads these forms as IPv4.
 //! - **Quoting** ([`Quoting`]): `client_policy` escapes like `str::escape_debug`,
 //!   `destination_policy` turns ASCII controls into `?` (and keeps `"` and `\`), and
 //!   `proxy_header` uses `{:?}` without an ellipsis.
@@ -30,6 +33,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net};
+
+mod embedded;
+
+pub use embedded::{embedded_ipv4, Embedding};
 
 /// Whether IPv4-compatible addresses (`::a.b.c.d`) stand for IPv4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

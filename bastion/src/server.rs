@@ -34,6 +34,7 @@ use crate::connections::{ConnState, Registry};
 use crate::flow::{Flow, FlowLimits, GatedStream};
 use crate::key_store::KeyStore;
 use crate::limit_counters::{Limit, LimitCounters, LOG_PERIOD};
+use crate::own_listener::OwnListeners;
 use crate::penalties::{Offence, Penalties};
 use crate::progress::{Cut, Progress, Stage, Watched};
 use crate::proxy_header::Prefixed;
@@ -137,7 +138,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     let grace = settings.shutdown_grace;
-    let server = Arc::new(Server::new(settings));
+    let server = Arc::new(Server::new(settings, local));
     // One watcher for every reloadable file; it also makes SIGHUP a reload signal.
     let watcher = Watcher::spawn(server.reloadables(), POLL_INTERVAL);
     let revoker = tokio::spawn(recheck_on_change(
@@ -173,7 +174,8 @@ pub async fn serve(
 }
 
 impl Server {
-    fn new(settings: Settings) -> Server {
+    /// `local`: the bound listening address (tunnels back to it are refused).
+    fn new(settings: Settings, local: SocketAddr) -> Server {
         let counters = Arc::new(LimitCounters::default());
         Server {
             config: Arc::new(ssh_config(&settings)),
@@ -182,6 +184,7 @@ impl Server {
                 max_auth_tries: settings.max_auth_tries,
                 tunnels: Arc::new(TunnelSettings {
                     destinations: settings.destinations,
+                    own_listeners: OwnListeners::new(vec![local]),
                     connect_timeout: settings.connect_timeout,
                 }),
                 channels: settings.channels,

@@ -1,7 +1,8 @@
 //! Tunnels: the `direct-tcpip` channels of one connection, from the open request to the close.
 //!
 //! Opening a tunnel is one path (after the session's channel budget, `channel_budget`): the
-//! key's `permitopen` → resolve and check the destination (`destination_policy`) → connect → reply → audit →
+//! key's `permitopen` → resolve and check the destination (`destination_policy`, then
+//! `own_listener`: never the bastion itself) → connect → reply → audit →
 //! count it open → copy bytes both ways ([`pump`]) → audit its close → stop counting once the
 //! client has closed the channel (shutdown waits for that). A refusal at any step is the SSH
 //! open failure the client prints (`administratively prohibited` for policy, `connect failed`
@@ -30,10 +31,13 @@ use crate::connections::ConnState;
 use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
 use crate::key_options::KeyRestrictions;
+use crate::own_listener::OwnListeners;
 
 /// Where tunnels may go and how long connecting may take (shared by every connection).
 pub struct TunnelSettings {
     pub destinations: DestinationPolicy,
+    /// The bastion's own listeners, refused whatever the rules.
+    pub own_listeners: OwnListeners,
     pub connect_timeout: Duration,
 }
 
@@ -235,18 +239,31 @@ impl Opening {
         }
     }
 
-    /// Resolve once, check every address, connect to a checked one.
+    /// Resolve once, check every address (the policy, then the bastion's own listeners),
+    /// connect to a checked one.
     async fn reach(&self) -> Result<(TcpStream, SocketAddr), Refused> {
         let timeout = self.settings.connect_timeout;
         let policy = &self.settings.destinations;
-        match policy.resolve(&self.host, self.port, timeout).await {
-            Ok(addrs) => connect(&addrs, timeout).await.map_err(|why| {
-                let text = format!("cannot connect to {}: {why}", self.destination);
-                (ChannelOpenFailure::ConnectFailed, text)
-            }),
-            Err(Refusal::Prohibited(t)) => Err((PROHIBITED, t)),
-            Err(Refusal::Unresolvable(t)) => Err((ChannelOpenFailure::ConnectFailed, t)),
+        let addrs = match policy.resolve(&self.host, self.port, timeout).await {
+            Ok(addrs) => addrs,
+            Err(Refusal::Prohibited(t)) => return Err((PROHIBITED, t)),
+            Err(Refusal::Unresolvable(t)) => return Err((ChannelOpenFailure::ConnectFailed, t)),
+        };
+        for addr in &addrs {
+            self.settings.own_listeners.check(*addr).map_err(|why| {
+                let literal = self.host.trim_start_matches('[').trim_end_matches(']');
+                let text = if literal.parse::<std::net::IpAddr>().ok() == Some(addr.ip()) {
+                    format!("{} {why}", self.destination)
+                } else {
+                    format!("{} (resolves to {addr}) {why}", self.destination)
+                };
+                (PROHIBITED, text)
+            })?;
         }
+        connect(&addrs, timeout).await.map_err(|why| {
+            let text = format!("cannot connect to {}: {why}", self.destination);
+            (ChannelOpenFailure::ConnectFailed, text)
+        })
     }
 }
 

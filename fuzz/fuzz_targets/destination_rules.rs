@@ -3,8 +3,10 @@
 //!
 //! Checks: no panic; every refusal has a message; the default policy (no rules) refuses
 //! loopback, link-local (metadata) and unspecified destinations (the built-in denials, which
-//! only a rule inside a denied range can lift); an IPv4-mapped address gets the same answer as
-//! the IPv4 address it stands for.
+//! only a rule inside a denied range can lift); every policy that parses refuses the
+//! off-limits ranges (the ECS credentials endpoint in several spellings, `fe80::1`,
+//! `fd00:ec2::254`); an IPv4-mapped address gets the same answer as the IPv4 address it stands
+//! for.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -18,6 +20,16 @@ const ALWAYS_REFUSED: [IpAddr; 5] = [
     IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     IpAddr::V6(Ipv6Addr::LOCALHOST),
     IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+];
+
+/// Refused by every policy, whatever its rules.
+const OFF_LIMITS: [IpAddr; 6] = [
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+    IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0xa9fe, 0xaa02)),
+    IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xaa02)),
+    IpAddr::V6(Ipv6Addr::new(0x2002, 0xa9fe, 0xaa02, 0, 0, 0, 0, 1)),
+    IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254)),
 ];
 
 fn addresses(data: &[u8]) -> Vec<IpAddr> {
@@ -52,11 +64,11 @@ fn check_all(policy: &DestinationPolicy, hosts: &[&str], ips: &[IpAddr], ports: 
                 }
             }
         }
-        for ip in ALWAYS_REFUSED
+        let unruled = ALWAYS_REFUSED
             .iter()
             .copied()
-            .filter(|_| policy.rule_count() == 0)
-        {
+            .filter(|_| policy.rule_count() == 0);
+        for ip in unruled.chain(OFF_LIMITS) {
             for host in hosts {
                 assert!(
                     policy.check_addr(host, ip, port).is_err(),

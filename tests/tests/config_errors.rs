@@ -1,7 +1,8 @@
 //! Bad configuration stops the bastion before it listens: it exits non-zero within a few
 //! seconds, logs no `listening` event, and its stderr names the setting and the bad value or
 //! line (missing authorized keys, a malformed key line, an unreadable or unusable host key file,
-//! an invalid listen address, an invalid destination rule, an invalid duration or number).
+//! an invalid listen address, an invalid destination rule or one naming a link-local address in
+//! any spelling, an invalid duration or number).
 
 use std::time::Duration;
 
@@ -218,6 +219,64 @@ fn invalid_permit_open_rules() {
         );
         assert_mentions(&stderr, &["BASTION_PERMIT_OPEN", bad], "invalid rule");
     }
+}
+
+/// Rules that name the credentials endpoint, instance metadata or any link-local or EC2
+/// metadata address, in every spelling the bastion knows.
+const OFF_LIMITS_RULES: [&str; 14] = [
+    "169.254.170.2:80",
+    "169.254.0.0/16:*",
+    "[::ffff:169.254.170.2]:80",
+    "[::ffff:a9fe:aa02]:80",
+    "[::a9fe:aa02]:80",
+    "[::ffff:0:a9fe:aa02]:80",
+    "[64:ff9b::a9fe:aa02]:80",
+    "[64:ff9b::a9fe:0/112]:*",
+    "[64:ff9b:1::a9fe:aa02]:80",
+    "[2002:a9fe:aa02::/48]:*",
+    "[2001:db8::5efe:a9fe:aa02]:80",
+    "[fe80::1]:22",
+    "[fd00:ec2::254]:80",
+    "[fd00:ec2::/32]:*",
+];
+
+/// Each spelling stops the start with a message saying why; `bastion check-config` (what the
+/// deploy checks run) refuses it the same way, and accepts the broadest rules.
+#[test]
+fn rules_naming_off_limits_addresses_in_any_spelling_stop_the_start() {
+    let dir = TestDir::new();
+    for bad in OFF_LIMITS_RULES {
+        let rules = format!("10.0.0.0/8:*,{bad}");
+        let what = format!("BASTION_PERMIT_OPEN={rules}");
+        let stderr = refused(dir.bastion().permit_open(rules.as_str()), &what);
+        assert_mentions(
+            &stderr,
+            &[
+                "BASTION_PERMIT_OPEN",
+                bad,
+                "never forwards to 169.254.0.0/16",
+            ],
+            &what,
+        );
+        let out = dir
+            .bastion()
+            .permit_open(rules.as_str())
+            .arg("check-config")
+            .run_to_exit(EXIT_WITHIN);
+        assert_eq!(out.status.code(), Some(2), "check-config {what}: {out:?}");
+        assert_mentions(
+            &out.stderr,
+            &["BASTION_PERMIT_OPEN", bad, "never forwards"],
+            &what,
+        );
+    }
+    let out = dir
+        .bastion()
+        .permit_open("0.0.0.0/0:*,[::/0]:*,[fc00::/7]:*")
+        .arg("check-config")
+        .run_to_exit(EXIT_WITHIN);
+    out.expect_success("check-config with the broadest rules");
+    assert!(out.stdout.contains("configuration ok"), "{out:?}");
 }
 
 /// Durations and numbers are settings too: a bad value names the variable the operator set.

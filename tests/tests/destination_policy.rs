@@ -4,6 +4,9 @@
 //! do not lift a denial; an explicit `127.0.0.1:PORT` rule opens exactly that address and port;
 //! without rules private ranges are allowed (an unreachable one says "connect failed").
 //!
+//! The link-local ranges and `fd00:ec2::/32` are refused in every spelling even under rules that
+//! open every address, and a key whose `permitopen` names them is rejected.
+//!
 //! Every test that names an off-machine address first checks that it runs in a network namespace
 //! with only loopback (`scripts/test.sh` arranges that), so a bug cannot send a packet anywhere.
 
@@ -162,6 +165,97 @@ fn wildcard_and_name_rules_do_not_lift_the_built_in_denials() {
         tunnels.expect_closed(destination, PROHIBITED);
     }
     assert_eq!(echo.accepted(), 0, "a loopback destination was reached");
+}
+
+/// The ECS credentials endpoint (169.254.170.2) in every spelling the bastion knows (plain,
+/// IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 and NAT64 local-use, 6to4, Teredo,
+/// ISATAP), link-local `fe80::1` and EC2's `fd00:ec2::254`.
+const OFF_LIMITS: [&str; 15] = [
+    "169.254.170.2:80",
+    "[::ffff:169.254.170.2]:80",
+    "[::ffff:a9fe:aa02]:80",
+    "[::a9fe:aa02]:80",
+    "[::ffff:0:a9fe:aa02]:80",
+    "[64:ff9b::a9fe:aa02]:80",
+    "[64:ff9b:1::a9fe:aa02]:80",
+    "[64:ff9b:1:a9fe:aa:200::]:80",
+    "[2002:a9fe:aa02::1]:80",
+    "[2001:0:a9fe:aa02::1]:80",
+    "[2001:0:4136:e378:8000:63bf:5601:55fd]:80",
+    "[2001:db8::5efe:a9fe:aa02]:80",
+    "[fe80::1]:80",
+    "[fd00:ec2::254]:80",
+    "[fd00:ec2::23]:53",
+];
+
+/// Under the broadest rules the bastion accepts (every IPv4 and IPv6 address), each spelling is
+/// refused before any connect ("administratively prohibited", not "connect failed"), and the
+/// `tunnel_refused` event says why.
+#[test]
+fn off_limits_addresses_in_any_spelling_are_refused_under_the_broadest_rules() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let bastion = dir
+        .bastion()
+        .permit_open("0.0.0.0/0:*,[::/0]:*")
+        .env("BASTION_CONNECT_TIMEOUT", "3s")
+        .start();
+    let destinations: Vec<String> = OFF_LIMITS.iter().map(|d| d.to_string()).collect();
+    let mut tunnels = forwards(&dir, &bastion, &destinations);
+    let mut through = Vec::new();
+    for destination in &destinations {
+        let line = tunnels.expect_closed(destination, "open failed");
+        println!("{destination}: {line}");
+        if !(line.contains(PROHIBITED) && line.contains("never forwards to it")) {
+            through.push(format!("{destination}: {line}"));
+        }
+    }
+    assert!(
+        through.is_empty(),
+        "spellings not refused by policy (they got as far as a connect):\n{}",
+        through.join("\n")
+    );
+    let refused = bastion.events_named("tunnel_refused");
+    for destination in &destinations {
+        let asked = destination.replace(['[', ']'], "");
+        let event = refused.iter().find(|e| e["destination"] == asked.as_str());
+        let reason = event.and_then(|e| e["reason"].as_str()).unwrap_or_default();
+        assert!(
+            reason.contains("never forwards")
+                && (reason.contains("link-local") || reason.contains("fd00:ec2::/32")),
+            "{destination}: no tunnel_refused event saying why: {event:?}"
+        );
+    }
+}
+
+/// A key whose `permitopen` names the credentials endpoint (spelled in NAT64 here) is rejected
+/// like a line with a malformed option (`key_line_rejected` says why) and cannot log in; the
+/// other key of the file still works.
+#[test]
+fn a_key_permitopen_naming_an_off_limits_address_rejects_its_line() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let bad = generate_key(dir.path(), "bad");
+    let keys = format!(
+        "permitopen=\"[64:ff9b::a9fe:aa02]:80\" {}\n{}\n",
+        bad.public_line, dir.key.public_line
+    );
+    let bastion = BastionBuilder::new(&keys)
+        .permit_open(format!("127.0.0.1:{},0.0.0.0/0:*", echo.port()))
+        .start();
+    let rejected = bastion.events_named("key_line_rejected");
+    assert!(
+        rejected.iter().any(|e| e["line"] == 1
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("never forwards"))),
+        "no key_line_rejected event for line 1 saying why: {rejected:?}"
+    );
+    let refused = attempt(bastion.ssh(&bad.private), &echo.spec(), "must not arrive\n");
+    expect_login_refused(&refused, "the key whose permitopen names 169.254.170.2");
+    let ok = attempt(bastion.ssh(&dir.key.private), &echo.spec(), "arrives\n");
+    expect_moves_bytes(&ok, "the other key");
 }
 
 #[test]

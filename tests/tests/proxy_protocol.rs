@@ -10,7 +10,8 @@
 //! socket peer; a bad or missing header closes the connection before any server byte, with a
 //! `proxy_rejected` event naming the exact connection (its source port) and the reason; a
 //! truncated header is closed at the deadline; a valid header is consumed exactly (the SSH key
-//! exchange starts, so no banner byte was lost); and the server still serves tunnels afterwards.
+//! exchange starts, so no banner byte was lost); the server still serves tunnels afterwards; and a
+//! user cannot tunnel back into the bastion's own listener to send a PROXY header of their own.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -1216,5 +1217,126 @@ fn required_mode_refuses_an_untrusted_sender() {
     assert!(
         connections.is_empty(),
         "an untrusted sender got a connection: {connections:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acceptance 4: a tunnel back into the bastion cannot forge a client
+
+/// The client address a nested login claims in the PROXY header it writes itself.
+const FORGED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
+
+/// A relay on a free loopback port: its first connection goes to `to`, prefixed with `header`,
+/// then bytes are copied both ways (what a user would run in front of an `ssh -L` port).
+fn prefixing_relay(to: SocketAddr, header: Vec<u8>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a relay");
+    let addr = listener.local_addr().expect("the relay's address");
+    thread::spawn(move || {
+        let Ok((mut client, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(mut upstream) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
+            return;
+        };
+        if upstream.write_all(&header).is_err() {
+            return;
+        }
+        let (Ok(mut back_to), Ok(mut back_from)) = (client.try_clone(), upstream.try_clone())
+        else {
+            return;
+        };
+        thread::spawn(move || {
+            let _ = io::copy(&mut back_from, &mut back_to);
+            let _ = back_to.shutdown(std::net::Shutdown::Write);
+        });
+        let _ = io::copy(&mut client, &mut upstream);
+        let _ = upstream.shutdown(std::net::Shutdown::Write);
+    });
+    addr
+}
+
+/// Behind a load balancer the bastion's own address is a trusted PROXY sender (the NLB's
+/// subnets hold the task), and rules opening the VPC open the bastion's own `ip:port`. A user
+/// logged in through haproxy forwards a port to the bastion's own listener, writes a PROXY v2
+/// header claiming 203.0.113.9 into it, and logs in again over it with a key limited to
+/// `from="203.0.113.0/24"`. The tunnel must be refused (`tunnel_refused` naming the bastion's
+/// own listener, "administratively prohibited" for the user) and nothing may log in as, or be
+/// seen from, 203.0.113.9.
+#[test]
+fn a_tunnel_back_into_the_bastion_cannot_forge_the_client_address() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let limited = generate_key(dir.path(), "forged_only");
+    let keys = format!(
+        "{}\nfrom=\"203.0.113.0/24\" {}\n",
+        dir.key.public_line, limited.public_line
+    );
+    let bastion = BastionBuilder::new(&keys)
+        .permit_open("127.0.0.0/8:*")
+        .env("BASTION_PROXY_PROTOCOL", "required")
+        .env("BASTION_PROXY_TRUSTED", "127.0.0.0/8")
+        .env("BASTION_PROXY_TIMEOUT", PROXY_TIMEOUT_SETTING)
+        .start();
+    let haproxy = Haproxy::start(&dir, bastion.addr(), SendProxy::V2);
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, free_local_port()));
+    let outer = haproxy
+        .ssh(&dir.key.private, CLIENT)
+        .arg("-N")
+        .forward(&local.to_string(), &bastion.addr().to_string())
+        .spawn(
+            "ssh -N -L to the bastion itself, through haproxy",
+            Input::Null,
+        );
+    let pid = outer.proc.pid();
+    let listening = poll_until(READY, Duration::from_millis(20), || {
+        listens_on(pid, Ipv4Addr::LOCALHOST, local.port()).then_some(())
+    });
+    assert!(
+        listening.is_some(),
+        "ssh -L did not listen: {}",
+        outer.stderr()
+    );
+
+    let claimed = SocketAddrV4::new(FORGED, 40009);
+    let header = v2_header(V2_PROXY, claimed, header_destination(&bastion));
+    let relay = prefixing_relay(local, header);
+    let nested = attempt(
+        Ssh::new(&limited.private, relay.ip(), relay.port()),
+        &echo.spec(),
+        "through a forged client address\n",
+    );
+
+    let forged: Vec<Value> = bastion
+        .events()
+        .into_iter()
+        .filter(|e| field_ip(e, "client") == Some(IpAddr::V4(FORGED)))
+        .collect();
+    assert!(
+        forged.is_empty() && !nested.echoed,
+        "a login through a tunnel to the bastion itself was seen as from {FORGED} (from=, client \
+         rules and the audit defeated): {forged:#?}\nnested ssh: {nested:?}"
+    );
+    let destination = bastion.addr().to_string();
+    let refused = expect_event(
+        &bastion,
+        "tunnel_refused",
+        "the tunnel to the bastion",
+        |e| e["destination"] == destination.as_str(),
+    );
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the bastion's own listener"),
+        "the refusal must name the bastion's own listener: {refused}"
+    );
+    assert_eq!(
+        field_ip(&refused, "client"),
+        Some(IpAddr::V4(CLIENT)),
+        "{refused}"
+    );
+    assert!(
+        outer.wait_stderr("administratively prohibited", EVENT_WAIT),
+        "ssh -L did not report the refusal: {}",
+        outer.stderr()
     );
 }

@@ -42,6 +42,23 @@ fn malformed_lines_name_the_line() {
         "{:?}",
         rejected
     );
+    // A permitopen naming the credentials endpoint, in any spelling, rejects its line alone.
+    for dest in [
+        "169.254.170.2:80",
+        "[64:ff9b::a9fe:aa02]:80",
+        "[::a9fe:aa02]:*",
+        "[fe80::1]:22",
+    ] {
+        let text = format!("permitopen=\"{dest}\" {KEY} bad\n{KEY} ok\n");
+        let (keys, rejected) = parse(&text).unwrap();
+        assert_eq!(keys.len(), 1, "{dest}");
+        assert_eq!(rejected[0].line, 1, "{dest}");
+        assert!(
+            rejected[0].message.contains("never forwards"),
+            "{:?}",
+            rejected
+        );
+    }
     // A line that is not a key at all stops the load.
     assert_eq!(parse("not a key at all").unwrap_err().line, 1);
     assert!(parse_line(&format!("from=10.0.0.1 {KEY}"), 1).is_err());

@@ -10,6 +10,7 @@ use super::{
     canonical, normalize_name, quoted, quoted_max, DestinationRuleError, DENIALS, FORMS, SETTING,
 };
 use crate::net::{self, Brackets, Nat64, NetError, V6Form};
+use crate::off_limits;
 
 /// Which destination ports a rule covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,37 @@ pub(super) fn rule_error(entry: &str, problem: &str, fix: &str) -> DestinationRu
     }
 }
 
+/// A rule that would open an off-limits range: "names 64:ff9b::a9fe:aa02, which is
+/// 169.254.170.2 by NAT64: link-local (...)" or "names 2002:a9fe::/32, which is inside
+/// 169.254.0.0/16 by 6to4: link-local (...)".
+fn off_limits_error(
+    entry: &str,
+    named: &str,
+    net: bool,
+    hit: off_limits::Hit,
+) -> DestinationRuleError {
+    let range = hit.range;
+    let what = match (net, hit.via) {
+        (true, Some((how, _))) => {
+            format!(
+                "which is inside {} by {}: {}",
+                range.net,
+                how.name(),
+                range.what
+            )
+        }
+        _ => format!("which is {hit}"),
+    };
+    rule_error(
+        entry,
+        &format!("names {named}, {what}"),
+        &format!(
+            "remove it (the bastion never forwards to {}, in any spelling, whatever the rules)",
+            off_limits::SUMMARY
+        ),
+    )
+}
+
 pub(super) fn parse_rule(entry: &str) -> Result<Rule, DestinationRuleError> {
     const BRACKETS: &str = "put IPv6 addresses and networks in brackets, e.g. [fd00::1]:5432 \
                             or [fd00::/8]:*";
@@ -222,6 +254,9 @@ pub(super) fn parse_target(
         return net_target(entry, host);
     }
     if let Some(ip) = net::parse_ip(host) {
+        if let Some(hit) = off_limits::reached_by(ip) {
+            return Err(off_limits_error(entry, &ip.to_string(), false, hit));
+        }
         return Ok(Target::Addr(canonical(ip)));
     }
     if bracketed {
@@ -272,7 +307,15 @@ pub(super) fn parse_target(
 /// A CIDR target: exact (no host bits), IPv4-mapped and NAT64 networks as IPv4.
 fn net_target(entry: &str, host: &str) -> Result<Target, DestinationRuleError> {
     match net::parse_net(host, Brackets::Rejected) {
-        Ok(net) => Ok(Target::Net(canonical_net(net))),
+        Ok(net) => match off_limits::inside(net) {
+            Some(hit) => Err(off_limits_error(
+                entry,
+                &net::net_text(net, V6Form::Plain),
+                true,
+                hit,
+            )),
+            None => Ok(Target::Net(canonical_net(net))),
+        },
         Err(NetError::HostBits { network }) => Err(rule_error(
             entry,
             &format!("has host bits set in {}", quoted(host)),

@@ -185,7 +185,7 @@ fn refusal_messages_explain() {
     assert_eq!(
         m,
         "169.254.169.254:80 is link-local (instance metadata and the ECS credentials \
-         endpoint live there); the bastion never forwards to it"
+         endpoint live there); the bastion never forwards to it, whatever the rules"
     );
     let m = prohibited(p.check_addr("db.example.com", ip("127.0.0.1"), 5432));
     assert_eq!(
@@ -194,7 +194,15 @@ fn refusal_messages_explain() {
     );
     let m = prohibited(p.check_addr("::ffff:169.254.169.254", ip("::ffff:169.254.169.254"), 80));
     assert!(
-        m.starts_with("[::ffff:169.254.169.254]:80 (169.254.169.254) is link-local"),
+        m.starts_with("[::ffff:169.254.169.254]:80 (169.254.169.254 by IPv4-mapped) is link-local"),
+        "{m}"
+    );
+    let m = prohibited(p.check_addr("creds.example", ip("64:ff9b::a9fe:aa02"), 80));
+    assert!(
+        m.starts_with(
+            "creds.example:80 resolves to 64:ff9b::a9fe:aa02 (169.254.170.2 by NAT64), which \
+             is link-local"
+        ),
         "{m}"
     );
     let m = prohibited(p.check_addr("fd00:ec2::254", ip("fd00:ec2::254"), 80));
@@ -282,13 +290,102 @@ fn broad_rules_do_not_lift_denials() {
 }
 
 #[test]
-fn denial_inside_private_range_wins() {
+fn off_limits_inside_a_private_range_stay_refused() {
     let p = policy("[fc00::/7]:*");
     assert!(allowed(&p, "fd12::1", 80));
     assert!(!allowed(&p, "fd00:ec2::254", 80));
-    let p = policy("[fd00:ec2::254]:80");
-    assert!(allowed(&p, "fd00:ec2::254", 80));
-    assert!(!allowed(&p, "fd00:ec2::253", 80));
+}
+
+/// Rules that would open link-local or EC2 metadata addresses, in every spelling.
+const OFF_LIMITS_RULES: [&str; 16] = [
+    "169.254.170.2:80",
+    "169.254.169.254:*",
+    "169.254.0.0/16:*",
+    "169.254.170.0/24:80",
+    "[fe80::1]:22",
+    "[fe80::/64]:*",
+    "[fd00:ec2::254]:80",
+    "[FD00:EC2::/32]:*",
+    "[::ffff:169.254.170.2]:80",
+    "[::ffff:a9fe:aa02]:80",
+    "[::a9fe:aa02]:80",
+    "[64:ff9b::a9fe:aa02]:80",
+    "[64:ff9b::169.254.0.0/112]:*",
+    "[::169.254.0.0/112]:*",
+    "[2002:a9fe:aa02::/48]:*",
+    "[2001:db8::5efe:a9fe:aa02]:80",
+];
+
+#[test]
+fn rules_naming_off_limits_addresses_are_errors() {
+    for rule in OFF_LIMITS_RULES {
+        for spec in [rule.to_owned(), format!("10.0.0.0/8:*, {rule}")] {
+            let e = DestinationPolicy::parse(&spec)
+                .expect_err(&spec)
+                .to_string();
+            assert!(e.starts_with("BASTION_PERMIT_OPEN: rule "), "{e}");
+            assert!(
+                e.contains("link-local") || e.contains("fd00:ec2::/32"),
+                "{e}"
+            );
+            assert!(e.contains("never forwards to 169.254.0.0/16"), "{e}");
+        }
+    }
+    let e = DestinationPolicy::parse("[64:ff9b::a9fe:aa02]:80")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("names 64:ff9b::a9fe:aa02, which is 169.254.170.2 by NAT64: link-local"),
+        "{e}"
+    );
+    let e = DestinationPolicy::parse("[2002:a9fe::/32]:*")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("names 2002:a9fe::/32, which is inside 169.254.0.0/16 by 6to4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn broader_rules_keep_the_off_limits_carved_out() {
+    let p = policy("169.254.0.0/15:*, [fe80::/9]:*, [2002::/16]:*");
+    assert!(allowed(&p, "169.255.0.1", 80));
+    assert!(allowed(&p, "fec0::1", 80));
+    assert!(allowed(&p, "2002:a01:203::1", 80));
+    for host in ["169.254.170.2", "fe80::1", "2002:a9fe:aa02::1"] {
+        assert!(!allowed(&p, host, 80), "{host}");
+    }
+}
+
+#[test]
+fn every_spelling_is_refused_under_the_broadest_rules() {
+    let p = policy("0.0.0.0/0:*, [::/0]:*, *.example:*, [::ffff:0:0/96]:*");
+    for host in [
+        "169.254.170.2",
+        "169.254.169.254",
+        "::ffff:169.254.170.2",
+        "::ffff:a9fe:aa02",
+        "::a9fe:aa02",
+        "::ffff:0:a9fe:aa02",
+        "64:ff9b::a9fe:aa02",
+        "64:ff9b:1::a9fe:aa02",
+        "2002:a9fe:aa02::1",
+        "2001:0:4136:e378:8000:63bf:5601:55fd",
+        "2001:db8::5efe:a9fe:aa02",
+        "fe80::1",
+        "fd00:ec2::254",
+    ] {
+        let m = prohibited(p.check_addr(host, ip(host), 80));
+        assert!(
+            m.contains("the bastion never forwards to it, whatever the rules"),
+            "{m}"
+        );
+        let m = prohibited(p.check_addr("x.example", ip(host), 80));
+        assert!(m.contains("never forwards"), "{m}");
+    }
+    assert!(allowed(&p, "8.8.8.8", 80));
+    assert!(allowed(&p, "2600:1f18::1", 80));
 }
 
 #[test]
@@ -326,7 +423,7 @@ fn wildcard_matches_names_only() {
     assert!(p.check_addr("dbinternal", a, 5432).is_err());
     assert!(p.check_addr("10.1.2.3", a, 5432).is_err());
     // Wildcards never lift a denial.
-    let m = prohibited(p.check_addr("db.internal", ip("169.254.169.254"), 5432));
+    let m = prohibited(p.check_addr("db.internal", ip("127.0.0.1"), 5432));
     assert!(m.contains("a host name rule cannot open it"), "{m}");
 }
 

@@ -1,9 +1,12 @@
-//! `permitopen="host:port"`: one per-key destination, parsed and matched as sshd does.
+//! `permitopen="host:port"`: one per-key destination, parsed and matched as sshd does, except
+//! that an address in `off_limits` (link-local, `fd00:ec2::/32`, in any spelling) is an error:
+//! the line is rejected like any line with a malformed option.
 
 use std::fmt;
 
 use super::MAX_HOST_LEN;
 use crate::net;
+use crate::off_limits;
 
 /// One `permitopen="host:port"` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,13 @@ impl PermitOpen {
         }
         if host.len() > MAX_HOST_LEN {
             return Err(format!("host longer than {MAX_HOST_LEN} characters"));
+        }
+        if let Some(hit) = net::parse_ip(host).and_then(off_limits::reached_by) {
+            return Err(format!(
+                "names {host}, which is {hit}; remove it (the bastion never forwards to {}, \
+                 in any spelling, whatever the options)",
+                off_limits::SUMMARY
+            ));
         }
         let port = parse_permit_port(port, s)?;
         Ok(PermitOpen {

@@ -216,11 +216,12 @@ const ALL: [Option<bool>; 4] = [Some(true); 4];
 const NONE: [Option<bool>; 4] = [Some(false); 4];
 
 /// An IPv4 address outside the ranges the destination policy treats specially without a
-/// rule (0/8, loopback, multicast, reserved) and not 0.0.0.x (whose IPv4-compatible form
-/// would be `::` or `::1`).
+/// rule (0/8, loopback, multicast, reserved) or refuses whatever the rules (link-local), and
+/// not 0.0.0.x (whose IPv4-compatible form would be `::` or `::1`).
 fn v4() -> impl Strategy<Value = Ipv4Addr> {
     (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254)
         .prop_filter("not loopback", |(a, ..)| *a != 127)
+        .prop_filter("not link-local", |(a, b, ..)| (*a, *b) != (169, 254))
         .prop_map(|(a, b, c, d)| Ipv4Addr::new(a, b, c, d))
 }
 

@@ -1,5 +1,6 @@
-//! Tunnels in process: the key's permitopen, the per-connection cap, unreachable
-//! destinations, half-close, and connecting to the first reachable checked address.
+//! Tunnels in process: the key's permitopen, the bastion's own listener, the per-connection
+//! cap, unreachable destinations, half-close, and connecting to the first reachable checked
+//! address.
 
 use std::time::Duration;
 
@@ -33,6 +34,29 @@ async fn permitopen_narrows_the_server_rules() {
         .await
         .unwrap();
     assert_eq!(echo_through(&mut ok, b"permitted").await, b"permitted");
+}
+
+/// A tunnel back into the bastion (its listening port on any loopback address, the address it
+/// listens on) is refused even under a rule that opens loopback; other ports stay open.
+#[tokio::test]
+async fn a_tunnel_to_the_bastions_own_listener_is_refused() {
+    let key = new_key();
+    let echo = echo_server().await;
+    let server = server_for(&public_line(&key), "127.0.0.0/8:*").await;
+    let (handle, _) = login(server.addr, &key).await.unwrap();
+    let port = server.addr.port();
+    for host in ["127.0.0.1", "127.0.0.9", "::ffff:127.0.0.1"] {
+        let refused = open_tunnel(&handle, host, port).await;
+        assert!(
+            matches!(refused, Err(ChannelOpenFailure::AdministrativelyProhibited)),
+            "{host}:{port}: {:?}",
+            refused.map(|_| ()).map_err(|e| failure_text(&e))
+        );
+    }
+    let mut ok = open_tunnel(&handle, "127.0.0.1", echo.port())
+        .await
+        .unwrap();
+    assert_eq!(echo_through(&mut ok, b"elsewhere").await, b"elsewhere");
 }
 
 #[tokio::test]
