@@ -14,13 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use russh::keys::ssh_key::public::KeyData;
-use russh::keys::{Certificate, HashAlg, PublicKey};
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey};
 
 use crate::audit;
 use crate::authorized_keys::AuthorizedKeys;
 use crate::certificates::{check_user_certificate, CertificateAuthority};
 use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
+use crate::key_strength::check_signature_algorithm;
 
 /// What let a connection in, to re-check it when the key files change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +215,16 @@ impl Authenticator {
         }
     }
 
-    /// A key offered without a signature (a probe): may the client go on with it?
-    pub fn offered(&mut self, user: &str, key: &PublicKey) -> Verdict {
+    /// A key offered for the signature `algorithm` (a probe, or a signed request before its
+    /// signature is checked; for a certificate, `key` is its inner key): may the client go on
+    /// with it? russh asks this before every certificate login, so the certificate's
+    /// algorithm is checked here.
+    pub fn offered(&mut self, user: &str, key: &PublicKey, algorithm: &Algorithm) -> Verdict {
         let keys = self.keys.current();
         let fp = fingerprint(key.key_data());
+        if let Err(why) = check_signature_algorithm(algorithm) {
+            return self.reject(user, &fp, &why);
+        }
         match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok(_) => Verdict::Proceed,
             // With a CA configured, let the signed request through to the certificate check
@@ -227,10 +234,13 @@ impl Authenticator {
         }
     }
 
-    /// A key whose signature russh has verified.
-    pub fn signed(&mut self, user: &str, key: &PublicKey) -> Verdict {
+    /// A key whose signature, of `algorithm`, russh has verified.
+    pub fn signed(&mut self, user: &str, key: &PublicKey, algorithm: &Algorithm) -> Verdict {
         let keys = self.keys.current();
         let fp = fingerprint(key.key_data());
+        if let Err(why) = check_signature_algorithm(algorithm) {
+            return self.reject(user, &fp, &why);
+        }
         match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok((detail, restrictions)) => {
                 let identity = Identity {
