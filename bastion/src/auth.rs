@@ -3,7 +3,8 @@
 //! after a key reload, whether a logged-in identity is still allowed.
 //!
 //! Revocation is checked in one place ([`revocation`]) for every path: a plain key, a
-//! certificate's key and its CA, and the re-check of open connections. Each decision is an
+//! certificate's key and its CA, and the re-check of open connections. So is key strength
+//! (`key_strength`): the signature algorithm of every request, the RSA size of every key. Each decision is an
 //! `auth` audit event with the line or certificate that decided. This module knows nothing of
 //! russh's callbacks or of channels: `session` turns its verdicts into protocol replies.
 
@@ -117,6 +118,7 @@ pub fn check_key(
     if revocation(keys, key_fp, None).is_some() {
         return Err("key is revoked (BASTION_REVOKED_KEYS)".into());
     }
+    keys.min_rsa_bits.check(key.key_data(), "key")?;
     let Some(entry) = keys.find(key) else {
         return Err("key not in the authorized keys".into());
     };
@@ -135,7 +137,8 @@ pub fn may_be_certificate(keys: &AuthorizedKeys, key_fp: &str) -> bool {
 }
 
 /// A user certificate: signed by a `cert-authority` line, valid now, for this user, from
-/// this address, allowed to forward, nothing revoked. Returns the audit detail and the login.
+/// this address, allowed to forward, nothing revoked, no RSA key (its own or its CA's) below
+/// `BASTION_MIN_RSA_BITS`. Returns the audit detail and the login.
 pub fn check_certificate(
     keys: &AuthorizedKeys,
     user: &str,
@@ -156,6 +159,10 @@ pub fn check_certificate(
         }
         None => {}
     }
+    let min = keys.min_rsa_bits;
+    min.check(certificate.public_key(), "certificate key")?;
+    min.check(certificate.signature_key(), "CA key")
+        .map_err(|why| format!("{why} (the certificate's signer {ca_fp})"))?;
     let cas: Vec<CertificateAuthority<'_>> = keys
         .authorities()
         .map(|k| CertificateAuthority {

@@ -1,15 +1,22 @@
-//! What a user key's signature must be to be accepted, whatever line authorizes the key: no
-//! SHA-1.
+//! What a key and its signature must be to be used, whatever line authorizes the key: no SHA-1
+//! signatures, and no RSA modulus below `BASTION_MIN_RSA_BITS`.
 //!
 //! The server advertises only `rsa-sha2-512` and `rsa-sha2-256` for RSA (`server-sig-algs`),
 //! but russh checks a signature against whatever algorithm the client names, so a client may
 //! still sign with SHA-1 `ssh-rsa` (or present an `ssh-rsa-cert-v01@openssh.com` certificate,
 //! which means the same). [`check_signature_algorithm`] refuses that, as OpenSSH has by default
 //! since 8.8.
+//!
+//! [`MinRsaBits`] is the smallest RSA modulus accepted for every key the server trusts or
+//! presents: user keys, `cert-authority` keys, the CA that signed a certificate, the
+//! certificate's own key, and the host key. 2048 bits by default (NIST's floor since 2013); it
+//! may be lowered to 1024, OpenSSH's own floor (`RequiredRSASize`), for old keys that cannot be
+//! replaced at once, and never below.
 
 #[cfg(test)]
 mod tests;
 
+use russh::keys::ssh_key::public::KeyData;
 use russh::keys::Algorithm;
 
 /// May a user authenticate with a signature of this algorithm? `Err` is the audit reason.
@@ -23,4 +30,70 @@ pub fn check_signature_algorithm(algorithm: &Algorithm) -> Result<(), String> {
         ),
         _ => Ok(()),
     }
+}
+
+/// `BASTION_MIN_RSA_BITS`: the smallest RSA modulus accepted, in bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRsaBits(u32);
+
+impl MinRsaBits {
+    /// The default: 2048 bits.
+    pub const DEFAULT: u32 = 2048;
+    /// The lowest allowed setting: OpenSSH's own floor (`RequiredRSASize`).
+    pub const FLOOR: u32 = 1024;
+
+    /// Validate the setting. `Err` names it and says what to use.
+    pub fn new(bits: u32) -> Result<MinRsaBits, String> {
+        if bits < Self::FLOOR {
+            return Err(format!(
+                "BASTION_MIN_RSA_BITS: {bits} is below {}, the smallest RSA key OpenSSH \
+                 accepts (RSA keys that small can be factored); use {} (the default) or, for \
+                 old keys that cannot be replaced yet, at least {}",
+                Self::FLOOR,
+                Self::DEFAULT,
+                Self::FLOOR
+            ));
+        }
+        Ok(MinRsaBits(bits))
+    }
+
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Is this key strong enough? Only RSA keys have a size to check. `Err` says how big the
+    /// key is and what to do, for a message about `what` ("key", "CA key", …).
+    pub fn check(self, key: &KeyData, what: &str) -> Result<(), String> {
+        match rsa_bits(key) {
+            Some(bits) if bits < self.0 => Err(format!(
+                "RSA {what} of {bits} bits is below the minimum of {} bits \
+                 (BASTION_MIN_RSA_BITS); replace it with an Ed25519 key (ssh-keygen -t ed25519) \
+                 or an RSA key of at least {} bits",
+                self.0, self.0
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for MinRsaBits {
+    fn default() -> Self {
+        MinRsaBits(Self::DEFAULT)
+    }
+}
+
+/// The exact bit length of an RSA key's modulus (as `ssh-keygen -l` prints it); `None` for
+/// other key types.
+pub fn rsa_bits(key: &KeyData) -> Option<u32> {
+    let KeyData::Rsa(rsa) = key else {
+        return None;
+    };
+    let bytes = rsa.n().as_bytes();
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let significant = &bytes[first..];
+    let Some(&top) = significant.first() else {
+        return Some(0);
+    };
+    let len = u32::try_from(significant.len()).unwrap_or(u32::MAX);
+    Some(len.saturating_mul(8).saturating_sub(top.leading_zeros()))
 }

@@ -44,9 +44,21 @@ impl KeyPair {
 
 /// Generates a fresh passphrase-less key (`ssh-keygen -t TYPE -N '' -f DIR/NAME`).
 pub fn generate_key_of_type(dir: &Path, name: &str, key_type: &str) -> KeyPair {
+    generate_key_with(dir, name, &["-t", key_type])
+}
+
+/// Generates a fresh passphrase-less RSA key of `bits` bits (`ssh-keygen -t rsa -b BITS`).
+pub fn generate_rsa_key(dir: &Path, name: &str, bits: u32) -> KeyPair {
+    generate_key_with(dir, name, &["-t", "rsa", "-b", &bits.to_string()])
+}
+
+/// `ssh-keygen -q ARGS -N '' -C e2e-NAME -f DIR/NAME`.
+fn generate_key_with(dir: &Path, name: &str, args: &[&str]) -> KeyPair {
     let private = dir.join(name);
     let mut cmd = Command::new(require_tool("ssh-keygen"));
-    cmd.args(["-q", "-t", key_type, "-N", "", "-C"])
+    cmd.arg("-q")
+        .args(args)
+        .args(["-N", "", "-C"])
         .arg(format!("e2e-{name}"))
         .arg("-f")
         .arg(&private);

@@ -1,8 +1,14 @@
-//! What a user key and its signature must be to log in, whatever line authorizes it: an RSA
-//! key signs with SHA-2 (a patched paramiko signing with SHA-1 `ssh-rsa`, or presenting a
-//! certificate as `ssh-rsa-cert-v01@openssh.com`, is refused; the same key or certificate with
-//! `rsa-sha2-256` gets in). Each refusal is an `auth` audit event whose detail tells the
-//! operator why.
+//! What a key and its signature must be, whatever line authorizes it:
+//!
+//! - an RSA key signs with SHA-2: a patched paramiko signing with SHA-1 `ssh-rsa`, or
+//!   presenting a certificate as `ssh-rsa-cert-v01@openssh.com`, is refused; the same key or
+//!   certificate with `rsa-sha2-256` gets in;
+//! - no RSA key below `BASTION_MIN_RSA_BITS` (2048 by default, 1024 at the lowest): a 1024-bit
+//!   user key, certificate key or CA key is refused by default (its authorized_keys line is
+//!   rejected at load, naming the line and the size) and accepted with the setting at 1024; a
+//!   1024-bit host key, or a setting of 512, stops the start with a message.
+//!
+//! Each refusal at login is an `auth` audit event whose detail tells the operator why.
 //!
 //! The peers are the stock OpenSSH client and `tests/peers/auth_peer.py` (paramiko) for the
 //! signatures OpenSSH will not make.
@@ -96,4 +102,181 @@ fn sha1_rsa_certificate_signatures_are_refused() {
     let sha2 = "rsa-sha2-256-cert-v01@openssh.com";
     let accepted = peer_login(&bastion, "rsa", &args("rsa-sha2-256"), sha2, true);
     assert!(detail(&accepted).contains("certificate id"), "{accepted}");
+}
+
+/// Runs a bastion that must refuse its configuration: exit status 2, no `listening` event, and
+/// every needle in its stderr.
+fn refuses_to_start(builder: BastionBuilder, needles: &[&str]) {
+    let out = builder.run_to_exit(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(!out.stderr.contains("\"listening\""), "{}", out.stderr);
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// The `key_line_rejected` event of line `line`.
+fn line_rejected(bastion: &Bastion, line: u64) -> Value {
+    bastion
+        .wait_event(Duration::from_secs(5), |e| {
+            e["event"] == "key_line_rejected" && e["line"] == line
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no key_line_rejected event for line {line}:\n{}",
+                bastion.stderr_text()
+            )
+        })
+}
+
+/// `ssh -W echo` with `client`: did it get through? Returns the `auth` events of its logins
+/// (ssh may try a certificate and then its plain key; when it gets in, the last is accepted).
+fn ssh_login(bastion: &Bastion, client: Ssh, echo: &TestServer, accepted: bool) -> Vec<Value> {
+    let seen = bastion.events_named("auth").len();
+    let run = attempt(client, &echo.spec(), "through the bastion\n");
+    if accepted {
+        expect_moves_bytes(&run, "ssh -W");
+    } else {
+        expect_login_refused(&run, "ssh -W");
+    }
+    let events: Vec<Value> = bastion
+        .events_named("auth")
+        .into_iter()
+        .skip(seen)
+        .collect();
+    let results: Vec<&Value> = events.iter().map(|e| &e["result"]).collect();
+    let expected = if accepted {
+        results.last().is_some_and(|r| *r == "accepted")
+    } else {
+        !events.is_empty() && results.iter().all(|r| *r == "rejected")
+    };
+    assert!(
+        expected,
+        "auth events of a login that got in: {accepted}: {events:?}"
+    );
+    events
+}
+
+/// One of the `auth` events has a detail starting with `prefix`.
+fn assert_any_detail(events: &[Value], prefix: &str) {
+    assert!(
+        events.iter().any(|e| detail(e).starts_with(prefix)),
+        "no auth event detail starts with {prefix:?}: {events:?}"
+    );
+}
+
+#[test]
+fn a_1024_bit_rsa_user_key_is_refused_by_default_and_accepted_at_1024() {
+    let dir = TestDir::new();
+    let small = generate_rsa_key(dir.path(), "id_rsa1024", 1024);
+    let echo = TestServer::echo_v4();
+    let keys = format!("{}\n{}\n", dir.key.public_line, small.public_line);
+    let start = |min: Option<&str>| {
+        let builder = BastionBuilder::new(&keys).permit_open(echo.spec());
+        match min {
+            Some(bits) => builder.env("BASTION_MIN_RSA_BITS", bits),
+            None => builder,
+        }
+        .start()
+    };
+    let bastion = start(None);
+    let refused = ssh_login(&bastion, bastion.ssh(&small.private), &echo, false);
+    assert_any_detail(
+        &refused,
+        "RSA key of 1024 bits is below the minimum of 2048 bits",
+    );
+    let rejected = line_rejected(&bastion, 2);
+    let error = rejected["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("RSA key of 1024 bits is below the minimum of 2048 bits")
+            && error.contains("BASTION_MIN_RSA_BITS"),
+        "{rejected}"
+    );
+    ssh_login(&bastion, bastion.ssh(&dir.key.private), &echo, true);
+    let lowered = start(Some("1024"));
+    ssh_login(&lowered, lowered.ssh(&small.private), &echo, true);
+    assert!(lowered.events_named("key_line_rejected").is_empty());
+}
+
+#[test]
+fn certificates_with_a_1024_bit_rsa_key_or_ca_are_refused_by_default() {
+    let dir = TestDir::new();
+    let ca = generate_key(dir.path(), "ca");
+    let small_ca = generate_rsa_key(dir.path(), "ca_rsa1024", 1024);
+    let small_user = generate_rsa_key(dir.path(), "user_rsa1024", 1024);
+    let principal = ["-I", "e2e", "-n", "tunnel"];
+    // A 1024-bit key certified by a strong CA, and a strong key certified by a 1024-bit CA.
+    let small_key_cert = sign_certificate(dir.path(), &ca, &small_user, "small_key", &principal);
+    let small_ca_cert = sign_certificate(dir.path(), &small_ca, &dir.key, "small_ca", &principal);
+    let echo = TestServer::echo_v4();
+    let keys = format!(
+        "cert-authority {}\ncert-authority {}\n",
+        ca.public_line, small_ca.public_line
+    );
+    let start = |bits: &str| {
+        BastionBuilder::new(&keys)
+            .permit_open(echo.spec())
+            .env("BASTION_MIN_RSA_BITS", bits)
+            .env("BASTION_PER_SOURCE_PENALTIES", "no")
+            .start()
+    };
+    let with_cert = |bastion: &Bastion, key: &KeyPair, cert: &std::path::Path| {
+        bastion
+            .ssh(&key.private)
+            .option("CertificateFile", path_str(cert))
+    };
+    let bastion = start("2048");
+    let client = with_cert(&bastion, &small_user, &small_key_cert);
+    let refused = ssh_login(&bastion, client, &echo, false);
+    assert_any_detail(&refused, "RSA certificate key of 1024 bits");
+    let client = with_cert(&bastion, &dir.key, &small_ca_cert);
+    let refused = ssh_login(&bastion, client, &echo, false);
+    assert_any_detail(&refused, "RSA CA key of 1024 bits");
+    let rejected = line_rejected(&bastion, 2);
+    let error = rejected["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("RSA cert-authority key of 1024 bits"),
+        "{rejected}"
+    );
+    let lowered = start("1024");
+    for (key, cert) in [(&small_user, &small_key_cert), (&dir.key, &small_ca_cert)] {
+        let accepted = ssh_login(&lowered, with_cert(&lowered, key, cert), &echo, true);
+        let last = accepted.last().cloned().unwrap_or_default();
+        assert!(detail(&last).contains("certificate id"), "{last}");
+    }
+}
+
+#[test]
+fn a_1024_bit_rsa_host_key_stops_the_start_unless_allowed() {
+    let dir = TestDir::new();
+    let host = generate_rsa_key(dir.path(), "host_rsa1024", 1024);
+    let builder = dir
+        .bastion()
+        .env("BASTION_HOST_KEY_FILE", path_str(&host.private));
+    refuses_to_start(
+        builder.clone(),
+        &[
+            "BASTION_HOST_KEY_FILE",
+            "RSA host key of 1024 bits is below the minimum of 2048 bits",
+            "BASTION_MIN_RSA_BITS",
+        ],
+    );
+    let bastion = builder.env("BASTION_MIN_RSA_BITS", "1024").start();
+    assert_eq!(
+        scan_host_key_fingerprints(bastion.addr().ip(), bastion.port()),
+        vec![host.fingerprint()]
+    );
+}
+
+#[test]
+fn the_minimum_cannot_be_set_below_1024() {
+    let dir = TestDir::new();
+    refuses_to_start(
+        dir.bastion().env("BASTION_MIN_RSA_BITS", "512"),
+        &["BASTION_MIN_RSA_BITS: 512 is below 1024"],
+    );
 }

@@ -180,3 +180,14 @@ async fn sha1_rsa_signatures_are_refused_and_counted() {
         Verdict::Rejected { disconnect: true }
     ));
 }
+
+#[test]
+fn a_small_rsa_key_is_refused_with_its_size() {
+    let keys = key_set(&public_line(&new_key()), "");
+    let small = russh::keys::PublicKey::from_openssh(crate::testkit::RSA_1024).unwrap();
+    let why = check_key(&keys, &small, "SHA256:x", client(), 0).unwrap_err();
+    assert!(
+        why.starts_with("RSA key of 1024 bits is below the minimum of 2048 bits"),
+        "{why}"
+    );
+}

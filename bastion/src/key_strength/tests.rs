@@ -1,5 +1,6 @@
-//! The signature algorithm rule.
+//! The signature algorithm rule and the RSA key size minimum.
 
+use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 
 use super::*;
@@ -33,5 +34,52 @@ fn other_signature_algorithms_pass() {
         Algorithm::SkEcdsaSha2NistP256,
     ] {
         assert_eq!(check_signature_algorithm(&algorithm), Ok(()), "{algorithm}");
+    }
+}
+
+fn key(line: &str) -> KeyData {
+    russh::keys::PublicKey::from_openssh(line)
+        .unwrap()
+        .key_data()
+        .clone()
+}
+
+#[test]
+fn rsa_bits_are_exact() {
+    use crate::testkit::{new_key, RSA_1024, RSA_2047, RSA_2048};
+    assert_eq!(rsa_bits(&key(RSA_1024)), Some(1024));
+    assert_eq!(rsa_bits(&key(RSA_2047)), Some(2047));
+    assert_eq!(rsa_bits(&key(RSA_2048)), Some(2048));
+    assert_eq!(rsa_bits(new_key().public_key().key_data()), None);
+}
+
+#[test]
+fn the_minimum_is_enforced_on_rsa_keys_only() {
+    use crate::testkit::{new_key, RSA_1024, RSA_2047, RSA_2048};
+    let min = MinRsaBits::default();
+    assert_eq!(min.bits(), 2048);
+    assert!(min.check(&key(RSA_2048), "key").is_ok());
+    let why = min.check(&key(RSA_2047), "CA key").unwrap_err();
+    assert!(
+        why.starts_with("RSA CA key of 2047 bits is below the minimum of 2048 bits")
+            && why.contains("BASTION_MIN_RSA_BITS"),
+        "{why}"
+    );
+    assert!(min.check(&key(RSA_1024), "key").is_err());
+    assert!(min.check(new_key().public_key().key_data(), "key").is_ok());
+    let lowered = MinRsaBits::new(1024).unwrap();
+    assert!(lowered.check(&key(RSA_1024), "key").is_ok());
+}
+
+#[test]
+fn the_setting_cannot_go_below_openssh_s_floor() {
+    assert_eq!(MinRsaBits::new(1024).unwrap().bits(), 1024);
+    assert_eq!(MinRsaBits::new(4096).unwrap().bits(), 4096);
+    for bits in [0, 512, 1023] {
+        let why = MinRsaBits::new(bits).unwrap_err();
+        assert!(
+            why.starts_with(&format!("BASTION_MIN_RSA_BITS: {bits} is below 1024")),
+            "{why}"
+        );
     }
 }
