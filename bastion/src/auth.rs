@@ -4,7 +4,8 @@
 //!
 //! Revocation is checked in one place ([`revocation`]) for every path: a plain key, a
 //! certificate's key and its CA, and the re-check of open connections. So is key strength
-//! (`key_strength`): the signature algorithm of every request, the RSA size of every key. Each decision is an
+//! (`key_strength`): the signature algorithm of every request, the RSA size of every key, and
+//! whether a security key's line (or certificate) waives the touch this server cannot check. Each decision is an
 //! `auth` audit event with the line or certificate that decided. This module knows nothing of
 //! russh's callbacks or of channels: `session` turns its verdicts into protocol replies.
 
@@ -22,7 +23,9 @@ use crate::authorized_keys::AuthorizedKeys;
 use crate::certificates::{check_user_certificate, CertificateAuthority};
 use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
-use crate::key_strength::check_signature_algorithm;
+use crate::key_strength::{
+    check_certificate_user_presence, check_signature_algorithm, check_user_presence,
+};
 
 /// What let a connection in, to re-check it when the key files change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,9 +125,10 @@ pub fn check_key(
     let Some(entry) = keys.find(key) else {
         return Err("key not in the authorized keys".into());
     };
-    entry
-        .restrictions
+    let restrictions = &entry.restrictions;
+    restrictions
         .check_login(client.ip(), now)
+        .and_then(|()| check_user_presence(key.key_data(), restrictions.no_touch_required))
         .map_err(|why| format!("line {}: {why}", entry.line))?;
     let detail = format!("{} line {}", keys.source, entry.line);
     Ok((detail, entry.restrictions.clone()))
@@ -177,6 +181,9 @@ pub fn check_certificate(
         .ok_or_else(|| "certificate authority line vanished".to_owned())?;
     ca.restrictions
         .check_login(client.ip(), now)
+        .and_then(|()| {
+            check_certificate_user_presence(certificate, ca.restrictions.no_touch_required)
+        })
         .map_err(|why| format!("cert-authority line {}: {why}", ca.line))?;
     let detail = format!(
         "certificate id {:?} serial {} principal {:?} signed by CA {} ({} line {})",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use russh::keys::{HashAlg, PublicKey};
 
 use crate::key_options::{parse_options, truncate, KeyOption, KeyRestrictions};
-use crate::key_strength::MinRsaBits;
+use crate::key_strength::{check_user_presence, MinRsaBits};
 
 #[derive(Debug, Clone)]
 pub struct AuthorizedKey {
@@ -342,7 +342,14 @@ pub fn parse_line(line: &str, number: usize) -> Result<AuthorizedKey, LineProble
         (options, rest.trim_start())
     };
     let key = parse_key(rest)?;
-    let restrictions = KeyRestrictions::from_options(&options).map_err(LineProblem::Options)?;
+    let mut restrictions = KeyRestrictions::from_options(&options).map_err(LineProblem::Options)?;
+    if !restrictions.cert_authority {
+        if let Err(why) = check_user_presence(key.0.key_data(), restrictions.no_touch_required) {
+            restrictions
+                .warnings
+                .push(format!("this line can never log in: {why}"));
+        }
+    }
     let fingerprint = key.0.fingerprint(HashAlg::Sha256).to_string();
     Ok(AuthorizedKey {
         key: key.0,

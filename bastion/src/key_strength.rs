@@ -1,11 +1,19 @@
 //! What a key and its signature must be to be used, whatever line authorizes the key: no SHA-1
-//! signatures, and no RSA modulus below `BASTION_MIN_RSA_BITS`.
+//! signatures, no security key whose touch is required, and no RSA modulus below
+//! `BASTION_MIN_RSA_BITS`.
 //!
 //! The server advertises only `rsa-sha2-512` and `rsa-sha2-256` for RSA (`server-sig-algs`),
 //! but russh checks a signature against whatever algorithm the client names, so a client may
 //! still sign with SHA-1 `ssh-rsa` (or present an `ssh-rsa-cert-v01@openssh.com` certificate,
 //! which means the same). [`check_signature_algorithm`] refuses that, as OpenSSH has by default
 //! since 8.8.
+//!
+//! A security key (`sk-ssh-ed25519@openssh.com`, `sk-ecdsa-sha2-nistp256@openssh.com`) signs
+//! with a flags byte saying whether the user touched it. Neither russh nor `ssh-key` shows
+//! those flags to the server, so a signature made without a touch cannot be told from one made
+//! with: [`check_user_presence`] fails closed and accepts a security key only where the
+//! operator said a touch is not needed (`no-touch-required`; for a certificate, on the
+//! `cert-authority` line and in the certificate, as sshd requires both).
 //!
 //! [`MinRsaBits`] is the smallest RSA modulus accepted for every key the server trusts or
 //! presents: user keys, `cert-authority` keys, the CA that signed a certificate, the
@@ -17,7 +25,7 @@
 mod tests;
 
 use russh::keys::ssh_key::public::KeyData;
-use russh::keys::Algorithm;
+use russh::keys::{Algorithm, Certificate};
 
 /// May a user authenticate with a signature of this algorithm? `Err` is the audit reason.
 pub fn check_signature_algorithm(algorithm: &Algorithm) -> Result<(), String> {
@@ -96,4 +104,60 @@ pub fn rsa_bits(key: &KeyData) -> Option<u32> {
     };
     let len = u32::try_from(significant.len()).unwrap_or(u32::MAX);
     Some(len.saturating_mul(8).saturating_sub(top.leading_zeros()))
+}
+
+/// The certificate extension that waives the touch (`ssh-keygen -O no-touch-required`).
+pub const NO_TOUCH_REQUIRED: &str = "no-touch-required";
+
+/// Is this a security key (FIDO, `sk-…`), whose signatures carry a user-presence flag?
+pub fn is_security_key(key: &KeyData) -> bool {
+    matches!(key, KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_))
+}
+
+/// Why a security key is refused: what this server cannot do, and the operator's way out.
+fn presence_unverifiable(key: &KeyData, fix: &str) -> String {
+    format!(
+        "security key {} refused: this server cannot check the security key's user-presence \
+         flag (whether it was touched), so it cannot enforce the touch that is required by \
+         default; {fix} to accept it without a touch",
+        key.algorithm().as_str()
+    )
+}
+
+/// May this key log in from a line whose options say `no_touch_required`? Any key but a
+/// security key may; a security key only with `no-touch-required`.
+pub fn check_user_presence(key: &KeyData, no_touch_required: bool) -> Result<(), String> {
+    if !is_security_key(key) || no_touch_required {
+        return Ok(());
+    }
+    Err(presence_unverifiable(
+        key,
+        "add no-touch-required to its authorized_keys line",
+    ))
+}
+
+/// May this certificate log in under a `cert-authority` line whose options say
+/// `ca_no_touch_required`? A certificate of a security key needs both that and the
+/// certificate's own `no-touch-required` extension (sshd: the option applies only when both
+/// grant it).
+pub fn check_certificate_user_presence(
+    certificate: &Certificate,
+    ca_no_touch_required: bool,
+) -> Result<(), String> {
+    let key = certificate.public_key();
+    let in_certificate = certificate.extensions().contains_key(NO_TOUCH_REQUIRED);
+    let fix = match (ca_no_touch_required, in_certificate) {
+        _ if !is_security_key(key) => return Ok(()),
+        (true, true) => return Ok(()),
+        (false, true) => "add no-touch-required to the cert-authority line",
+        (true, false) => {
+            "re-issue the certificate with the no-touch-required extension \
+             (ssh-keygen -s ca -O no-touch-required ...)"
+        }
+        (false, false) => {
+            "add no-touch-required to the cert-authority line and re-issue the certificate \
+             with the no-touch-required extension (ssh-keygen -s ca -O no-touch-required ...)"
+        }
+    };
+    Err(presence_unverifiable(key, fix))
 }

@@ -15,7 +15,7 @@
 //! - [`key_options`]: the options of a key line (`from=`, `permitopen=`, `expiry-time=`, …).
 //! - [`certificates`]: OpenSSH user certificate checks.
 //! - [`key_strength`]: what a key and its signature must be (no SHA-1 RSA signatures, no
-//!   RSA key below `BASTION_MIN_RSA_BITS`).
+//!   RSA key below `BASTION_MIN_RSA_BITS`, no security key whose touch is required).
 //! - [`key_store`]: the live key set, re-read on change and published to subscribers.
 //! - [`reload`]: the one watcher of reloadable files (poll, SIGHUP, keep the last good one).
 //!

@@ -10,12 +10,13 @@ or a timeout exits non-zero):
       or rsa-sha2-256 / rsa-sha2-512), as a patched client would: paramiko is told to disable
       the other RSA algorithms and its choice is forced, since a stock paramiko 5 neither
       signs with SHA-1 nor picks ssh-rsa once the server's server-sig-algs leave it out.
-  sk-line SEED [APPLICATION]
+  sk-line SEED
       Print the authorized_keys line of the sk-ssh-ed25519@openssh.com key made from SEED
-      (64 hex digits, the Ed25519 private key) and APPLICATION (default "ssh:").
-  sk HOST PORT SEED FLAGS [APPLICATION]
-      Log in with that security key, signing as an authenticator would with the given FLAGS
-      byte (0: no user presence, 1: user present; see OpenSSH PROTOCOL.u2f) and counter 1.
+      (64 hex digits, the Ed25519 private key), application "ssh:".
+  sk HOST PORT SEED FLAGS [CERT]
+      Log in with that security key (or with its certificate CERT, made by ssh-keygen -s from
+      the sk-line), signing as an authenticator would with the given FLAGS byte (0: no user
+      presence, i.e. not touched; 1: user present; see OpenSSH PROTOCOL.u2f) and counter 1.
 
 The report: {"event": "auth", "authenticated": bool, "algorithm": the algorithm signed with,
 "error": paramiko's error when refused}.
@@ -140,11 +141,11 @@ def rsa(args):
     log_in(host, int(port), key, algorithm, {"pubkeys": others})
 
 
-def sk_key(seed_hex, application, flags=0):
+def sk_key(seed_hex, flags=0):
     seed = bytes.fromhex(seed_hex)
     if len(seed) != 32:
         raise SystemExit("SEED must be 64 hex digits")
-    return SkEd25519Key(seed, application, flags=flags)
+    return SkEd25519Key(seed, "ssh:", flags=flags)
 
 
 def main(argv):
@@ -153,12 +154,17 @@ def main(argv):
     mode, args = argv[0], argv[1:]
     if mode == "rsa" and len(args) in (4, 5):
         rsa(args)
-    elif mode == "sk-line" and len(args) in (1, 2):
-        print(sk_key(args[0], args[1] if len(args) == 2 else "ssh:").authorized_keys_line())
+    elif mode == "sk-line" and len(args) == 1:
+        print(sk_key(args[0]).authorized_keys_line())
     elif mode == "sk" and len(args) in (4, 5):
         host, port, seed, flags = args[:4]
-        key = sk_key(seed, args[4] if len(args) == 5 else "ssh:", int(flags))
-        log_in(host, int(port), key, SK_ED25519)
+        key = sk_key(seed, int(flags))
+        algorithm = SK_ED25519
+        if len(args) == 5:
+            # What paramiko presents instead of the plain key: the certificate's type and blob.
+            key.public_blob = paramiko.PublicBlob.from_file(args[4])
+            algorithm = key.public_blob.key_type
+        log_in(host, int(port), key, algorithm)
     else:
         raise SystemExit(__doc__)
 

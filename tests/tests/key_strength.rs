@@ -8,6 +8,13 @@
 //!   rejected at load, naming the line and the size) and accepted with the setting at 1024; a
 //!   1024-bit host key, or a setting of 512, stops the start with a message.
 //!
+//! - a security key (`sk-ssh-ed25519@openssh.com`) logs in only where a touch is waived: the
+//!   bastion cannot see the user-presence flag of its signature, so a plain or
+//!   `touch-required` line refuses it (even touched), warning at load that it can never log
+//!   in, and a `no-touch-required` line accepts it touched or not; a certificate of a
+//!   security key needs `no-touch-required` on the `cert-authority` line and in the
+//!   certificate. The security key is `auth_peer.py`'s, signing as an authenticator would.
+//!
 //! Each refusal at login is an `auth` audit event whose detail tells the operator why.
 //!
 //! The peers are the stock OpenSSH client and `tests/peers/auth_peer.py` (paramiko) for the
@@ -279,4 +286,106 @@ fn the_minimum_cannot_be_set_below_1024() {
         dir.bastion().env("BASTION_MIN_RSA_BITS", "512"),
         &["BASTION_MIN_RSA_BITS: 512 is below 1024"],
     );
+}
+
+/// The Ed25519 seed of `auth_peer.py`'s security key.
+const SK_SEED: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const SK_ED25519: &str = "sk-ssh-ed25519@openssh.com";
+/// What the refusal of a security key tells the operator.
+const SK_REFUSED: &str = "this server cannot check the security key's user-presence flag";
+
+/// A bastion authorizing these lines (penalties off: the tests fail logins on purpose).
+fn start_with_lines(lines: &str) -> Bastion {
+    BastionBuilder::new(lines)
+        .env("BASTION_PER_SOURCE_PENALTIES", "no")
+        .start()
+}
+
+/// The security key logs in, signing with user-presence `flags` (and `cert`, if given).
+fn sk_login(bastion: &Bastion, flags: &str, cert: Option<&str>, accepted: bool) -> Value {
+    let mut args = vec![SK_SEED, flags];
+    args.extend(cert);
+    let algorithm = match cert {
+        Some(_) => "sk-ssh-ed25519-cert-v01@openssh.com",
+        None => SK_ED25519,
+    };
+    peer_login(bastion, "sk", &args, algorithm, accepted)
+}
+
+#[test]
+fn a_security_key_logs_in_only_on_a_no_touch_required_line() {
+    let sk = sk_public_line(SK_SEED);
+    for options in ["", "touch-required ", "no-touch-required,touch-required "] {
+        let bastion = start_with_lines(&format!("{options}{sk}\n"));
+        let refused = sk_login(&bastion, "0", None, false);
+        assert!(
+            detail(&refused).contains(SK_REFUSED)
+                && detail(&refused).contains("add no-touch-required to its authorized_keys line"),
+            "{options:?}: {refused}"
+        );
+        // Touched or not: the bastion cannot tell, so it cannot accept either.
+        sk_login(&bastion, "1", None, false);
+        let warning = bastion
+            .wait_event(Duration::from_secs(5), |e| {
+                e["event"] == "key_option_note" && e["level"] == "WARN"
+            })
+            .unwrap_or_else(|| panic!("{options:?}: no warning at load"));
+        let note = warning["note"].as_str().unwrap_or_default();
+        assert!(
+            note.starts_with("this line can never log in") && note.contains(SK_REFUSED),
+            "{warning}"
+        );
+    }
+    let bastion = start_with_lines(&format!(
+        "restrict,port-forwarding,no-touch-required {sk}\n"
+    ));
+    sk_login(&bastion, "0", None, true);
+    sk_login(&bastion, "1", None, true);
+    assert!(bastion
+        .events_named("key_option_note")
+        .iter()
+        .all(|e| e["level"] != "WARN"));
+}
+
+#[test]
+fn a_security_key_certificate_needs_no_touch_required_from_the_ca_line_and_itself() {
+    let dir = TestDir::new();
+    let ca = generate_key(dir.path(), "ca");
+    let sk_pub = dir.join("sk.pub");
+    std::fs::write(&sk_pub, format!("{}\n", sk_public_line(SK_SEED))).expect("writing sk.pub");
+    let sk = KeyPair {
+        private: dir.join("sk"),
+        public: sk_pub,
+        public_line: String::new(),
+    };
+    let principal = ["-I", "e2e", "-n", "tunnel"];
+    let plain = sign_certificate(dir.path(), &ca, &sk, "plain", &principal);
+    let waived = sign_certificate(
+        dir.path(),
+        &ca,
+        &sk,
+        "waived",
+        &["-I", "e2e", "-n", "tunnel", "-O", "no-touch-required"],
+    );
+    let (plain, waived) = (path_str(&plain), path_str(&waived));
+    let strict = start_with_lines(&format!("cert-authority {}\n", ca.public_line));
+    for cert in [plain, waived] {
+        let refused = sk_login(&strict, "0", Some(cert), false);
+        assert!(detail(&refused).contains(SK_REFUSED), "{refused}");
+        assert!(
+            detail(&refused).contains("add no-touch-required to the cert-authority line"),
+            "{refused}"
+        );
+    }
+    let lenient = start_with_lines(&format!(
+        "cert-authority,no-touch-required {}\n",
+        ca.public_line
+    ));
+    let refused = sk_login(&lenient, "0", Some(plain), false);
+    assert!(
+        detail(&refused).contains("re-issue the certificate with the no-touch-required extension"),
+        "{refused}"
+    );
+    sk_login(&lenient, "0", Some(waived), true);
+    sk_login(&lenient, "1", Some(waived), true);
 }

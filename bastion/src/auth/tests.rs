@@ -191,3 +191,35 @@ fn a_small_rsa_key_is_refused_with_its_size() {
         "{why}"
     );
 }
+
+#[test]
+fn a_security_key_logs_in_only_with_no_touch_required() {
+    use crate::testkit::{SK_ECDSA, SK_ED25519};
+    for sk in [SK_ED25519, SK_ECDSA] {
+        let key = russh::keys::PublicKey::from_openssh(sk).unwrap();
+        for (line, allowed) in [
+            (sk.to_owned(), false),
+            (format!("touch-required {sk}"), false),
+            (format!("no-touch-required,touch-required {sk}"), false),
+            (
+                format!("restrict,port-forwarding,no-touch-required {sk}"),
+                true,
+            ),
+            (format!("no-touch-required {sk}"), true),
+        ] {
+            let keys = key_set(&line, "");
+            let verdict = check_key(&keys, &key, "SHA256:x", client(), 0);
+            match verdict {
+                Ok(_) => assert!(allowed, "{line}: accepted"),
+                Err(why) => {
+                    assert!(!allowed, "{line}: {why}");
+                    assert!(
+                        why.starts_with("line 1: security key")
+                            && why.contains("add no-touch-required"),
+                        "{why}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -156,3 +156,23 @@ fn a_list_of_small_rsa_keys_only_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_security_key_line_without_no_touch_required_loads_with_a_warning() {
+    use crate::testkit::{SK_ECDSA, SK_ED25519};
+    let warned = |line: &str| {
+        let k = parse_line(line, 1).unwrap();
+        k.restrictions
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("this line can never log in") && w.contains("no-touch-required"))
+    };
+    for sk in [SK_ED25519, SK_ECDSA] {
+        assert!(warned(sk), "{sk}");
+        assert!(warned(&format!("no-touch-required,touch-required {sk}")));
+        assert!(!warned(&format!("no-touch-required {sk}")));
+        // A security key as a CA: the touch concerns the certificate's key, not its signer.
+        assert!(!warned(&format!("cert-authority {sk}")));
+    }
+    assert!(!warned(KEY));
+}

@@ -83,3 +83,56 @@ fn the_setting_cannot_go_below_openssh_s_floor() {
         );
     }
 }
+
+#[test]
+fn security_keys_need_no_touch_required() {
+    use crate::testkit::{new_key, RSA_2048, SK_ECDSA, SK_ED25519};
+    for sk in [SK_ED25519, SK_ECDSA] {
+        let sk = key(sk);
+        assert!(is_security_key(&sk));
+        let why = check_user_presence(&sk, false).unwrap_err();
+        assert!(
+            why.contains("cannot check the security key's user-presence flag")
+                && why.contains("add no-touch-required to its authorized_keys line")
+                && why.contains("to accept it without a touch"),
+            "{why}"
+        );
+        assert_eq!(check_user_presence(&sk, true), Ok(()));
+    }
+    for other in [key(RSA_2048), new_key().public_key().key_data().clone()] {
+        assert!(!is_security_key(&other));
+        assert_eq!(check_user_presence(&other, false), Ok(()));
+    }
+}
+
+/// A user certificate for `subject`, with these extensions, signed by a fresh CA.
+fn certificate(subject: KeyData, extensions: &[&str]) -> Certificate {
+    use russh::keys::ssh_key::certificate::Builder;
+    let ca = crate::testkit::new_key();
+    let mut b = Builder::new_with_random_nonce(&mut rand::rng(), subject, 0, u64::MAX).unwrap();
+    b.valid_principal("alice").unwrap();
+    for e in extensions {
+        b.extension(*e, "").unwrap();
+    }
+    b.sign(&ca).unwrap()
+}
+
+#[test]
+fn a_security_key_certificate_needs_no_touch_required_on_both_sides() {
+    use crate::testkit::{new_key, SK_ED25519};
+    let sk = key(SK_ED25519);
+    let waived = certificate(sk.clone(), &["permit-port-forwarding", NO_TOUCH_REQUIRED]);
+    let plain = certificate(sk, &["permit-port-forwarding"]);
+    assert_eq!(check_certificate_user_presence(&waived, true), Ok(()));
+    let why = check_certificate_user_presence(&waived, false).unwrap_err();
+    assert!(
+        why.contains("add no-touch-required to the cert-authority line"),
+        "{why}"
+    );
+    let why = check_certificate_user_presence(&plain, true).unwrap_err();
+    assert!(why.contains("re-issue the certificate"), "{why}");
+    let why = check_certificate_user_presence(&plain, false).unwrap_err();
+    assert!(why.contains("cert-authority line and re-issue"), "{why}");
+    let ed25519 = certificate(new_key().public_key().key_data().clone(), &[]);
+    assert_eq!(check_certificate_user_presence(&ed25519, false), Ok(()));
+}
