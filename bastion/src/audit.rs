@@ -124,6 +124,15 @@ pub fn key_option_note(line: usize, fingerprint: &str, note: &str) {
     );
 }
 
+/// A line that loads but cannot work as written (a `from=` host name, a security key without
+/// `no-touch-required`): the same event as a note, at warn level.
+pub fn key_line_warning(line: usize, fingerprint: &str, note: &str) {
+    warn!(
+        event = KEY_OPTION_NOTE.name,
+        line, fingerprint, note, "authorized_keys line cannot work as written"
+    );
+}
+
 pub fn key_line_rejected(source: &str, line: usize, error: &str) {
     error!(
         event = KEY_LINE_REJECTED.name,

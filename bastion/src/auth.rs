@@ -3,7 +3,9 @@
 //! after a key reload, whether a logged-in identity is still allowed.
 //!
 //! Revocation is checked in one place ([`revocation`]) for every path: a plain key, a
-//! certificate's key and its CA, and the re-check of open connections. Each decision is an
+//! certificate's key and its CA, and the re-check of open connections. So is key strength
+//! (`key_strength`): the signature algorithm of every request, the RSA size of every key, and
+//! whether a security key's line (or certificate) waives the touch this server cannot check. Each decision is an
 //! `auth` audit event with the line or certificate that decided. This module knows nothing of
 //! russh's callbacks or of channels: `session` turns its verdicts into protocol replies.
 
@@ -14,13 +16,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use russh::keys::ssh_key::public::KeyData;
-use russh::keys::{Certificate, HashAlg, PublicKey};
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey};
 
 use crate::audit;
 use crate::authorized_keys::AuthorizedKeys;
 use crate::certificates::{check_user_certificate, CertificateAuthority};
 use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
+use crate::key_strength::{
+    check_certificate_user_presence, check_signature_algorithm, check_user_presence,
+};
 
 /// What let a connection in, to re-check it when the key files change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,12 +171,14 @@ pub fn check_key(
     if revocation(keys, key_fp, None).is_some() {
         return Err("key is revoked (BASTION_REVOKED_KEYS)".into());
     }
+    keys.min_rsa_bits.check(key.key_data(), "key")?;
     let Some(entry) = keys.find(key) else {
         return Err("key not in the authorized keys".into());
     };
-    entry
-        .restrictions
+    let restrictions = &entry.restrictions;
+    restrictions
         .check_login(client.ip(), now)
+        .and_then(|()| check_user_presence(key.key_data(), restrictions.no_touch_required))
         .map_err(|why| format!("line {}: {why}", entry.line))?;
     let detail = format!("{} line {}", keys.source, entry.line);
     Ok((detail, entry.restrictions.clone()))
@@ -184,7 +191,8 @@ pub fn may_be_certificate(keys: &AuthorizedKeys, key_fp: &str) -> bool {
 }
 
 /// A user certificate: signed by a `cert-authority` line, valid now, for this user, from
-/// this address, allowed to forward, nothing revoked. Returns the audit detail and the login.
+/// this address, allowed to forward, nothing revoked, no RSA key (its own or its CA's) below
+/// `BASTION_MIN_RSA_BITS`. Returns the audit detail and the login.
 pub fn check_certificate(
     keys: &AuthorizedKeys,
     user: &str,
@@ -205,6 +213,10 @@ pub fn check_certificate(
         }
         None => {}
     }
+    let min = keys.min_rsa_bits;
+    min.check(certificate.public_key(), "certificate key")?;
+    min.check(certificate.signature_key(), "CA key")
+        .map_err(|why| format!("{why} (the certificate's signer {ca_fp})"))?;
     let cas: Vec<CertificateAuthority<'_>> = keys
         .authorities()
         .map(|k| CertificateAuthority {
@@ -219,6 +231,9 @@ pub fn check_certificate(
         .ok_or_else(|| "certificate authority line vanished".to_owned())?;
     ca.restrictions
         .check_login(client.ip(), now)
+        .and_then(|()| {
+            check_certificate_user_presence(certificate, ca.restrictions.no_touch_required)
+        })
         .map_err(|why| format!("cert-authority line {}: {why}", ca.line))?;
     let detail = format!(
         "certificate id {:?} serial {} principal {:?} signed by CA {} ({} line {})",
@@ -269,10 +284,16 @@ impl Authenticator {
         }
     }
 
-    /// A key offered without a signature (a probe): may the client go on with it?
-    pub fn offered(&mut self, user: &str, key: &PublicKey) -> Verdict {
+    /// A key offered for the signature `algorithm` (a probe, or a signed request before its
+    /// signature is checked; for a certificate, `key` is its inner key): may the client go on
+    /// with it? russh asks this before every certificate login, so the certificate's
+    /// algorithm is checked here.
+    pub fn offered(&mut self, user: &str, key: &PublicKey, algorithm: &Algorithm) -> Verdict {
         let keys = self.keys.current();
         let fp = fingerprint(key.key_data());
+        if let Err(why) = check_signature_algorithm(algorithm) {
+            return self.reject(user, &fp, &why);
+        }
         match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok(_) => Verdict::Proceed,
             // With a CA configured, let the signed request through to the certificate check
@@ -282,10 +303,13 @@ impl Authenticator {
         }
     }
 
-    /// A key whose signature russh has verified.
-    pub fn signed(&mut self, user: &str, key: &PublicKey) -> Verdict {
+    /// A key whose signature, of `algorithm`, russh has verified.
+    pub fn signed(&mut self, user: &str, key: &PublicKey, algorithm: &Algorithm) -> Verdict {
         let keys = self.keys.current();
         let fp = fingerprint(key.key_data());
+        if let Err(why) = check_signature_algorithm(algorithm) {
+            return self.reject(user, &fp, &why);
+        }
         match check_key(&keys, key, &fp, self.client, now_unix()) {
             Ok((detail, restrictions)) => {
                 let identity = Identity {

@@ -4,8 +4,9 @@
 //! The format is sshd(8)'s: `[options] keytype base64 [comment]`, options comma-separated,
 //! values in double quotes with `\"` escapes. Options become enforced restrictions
 //! (`key_options`). A line whose key does not decode is an error for the whole file (a typo
-//! must not silently lock someone out); a line with an unknown or malformed option is rejected
-//! alone, with an error naming it, and the other lines still load.
+//! must not silently lock someone out); a line with an unknown or malformed option, or with an
+//! RSA key below `BASTION_MIN_RSA_BITS`, is rejected alone, with an error naming it, and the
+//! other lines still load.
 //!
 //! The live set, re-read while the server runs, is `key_store`'s.
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use russh::keys::{HashAlg, PublicKey};
 
 use crate::key_options::{parse_options, truncate, KeyOption, KeyRestrictions};
+use crate::key_strength::{check_user_presence, MinRsaBits};
 
 #[derive(Debug, Clone)]
 pub struct AuthorizedKey {
@@ -33,9 +35,12 @@ pub struct AuthorizedKeys {
     pub keys: Vec<AuthorizedKey>,
     /// Where the keys came from, for messages: the setting name or the file path.
     pub source: String,
-    /// Lines rejected for their options (logged; the other lines are in `keys`).
+    /// Lines rejected for their options or for an RSA key below `min_rsa_bits` (logged; the
+    /// other lines are in `keys`), in line order.
     pub rejected: Vec<LineError>,
     pub revoked: Revocations,
+    /// `BASTION_MIN_RSA_BITS`, also checked at login (a certificate's key and CA).
+    pub min_rsa_bits: MinRsaBits,
 }
 
 /// Why the key list or the revocation list cannot be used: names the setting (or file and
@@ -58,6 +63,8 @@ pub struct KeySources {
     pub keys_file: Option<PathBuf>,
     pub revoked: Option<String>,
     pub revoked_file: Option<PathBuf>,
+    /// RSA keys below this are rejected, line by line.
+    pub min_rsa_bits: MinRsaBits,
 }
 
 impl KeySources {
@@ -104,6 +111,7 @@ impl KeySources {
         let revoked = Revocations::parse(&revoked_text)
             .map_err(|e| KeyListError(format!("BASTION_REVOKED_KEYS: {e}")))?;
         let (keys, rejected) = parse(&text).map_err(|e| KeyListError(format!("{source}: {e}")))?;
+        let (keys, rejected) = reject_weak_keys(keys, rejected, self.min_rsa_bits);
         if keys.is_empty() {
             let why = match rejected.first() {
                 Some(e) => format!("every key line was rejected (first: {e})"),
@@ -118,8 +126,36 @@ impl KeySources {
             source,
             rejected,
             revoked,
+            min_rsa_bits: self.min_rsa_bits,
         })
     }
+}
+
+/// Move the lines whose RSA key is below `min` from `keys` to `rejected` (kept in line order):
+/// like a line with an option the bastion cannot honour, such a line is refused alone, with
+/// its line number and size, and the other lines still load.
+fn reject_weak_keys(
+    keys: Vec<AuthorizedKey>,
+    mut rejected: Vec<LineError>,
+    min: MinRsaBits,
+) -> (Vec<AuthorizedKey>, Vec<LineError>) {
+    let mut kept = Vec::with_capacity(keys.len());
+    for key in keys {
+        let what = if key.restrictions.cert_authority {
+            "cert-authority key"
+        } else {
+            "key"
+        };
+        match min.check(key.key.key_data(), what) {
+            Ok(()) => kept.push(key),
+            Err(message) => rejected.push(LineError {
+                line: key.line,
+                message,
+            }),
+        }
+    }
+    rejected.sort_by_key(|e| e.line);
+    (kept, rejected)
 }
 
 impl AuthorizedKeys {
@@ -306,7 +342,14 @@ pub fn parse_line(line: &str, number: usize) -> Result<AuthorizedKey, LineProble
         (options, rest.trim_start())
     };
     let key = parse_key(rest)?;
-    let restrictions = KeyRestrictions::from_options(&options).map_err(LineProblem::Options)?;
+    let mut restrictions = KeyRestrictions::from_options(&options).map_err(LineProblem::Options)?;
+    if !restrictions.cert_authority {
+        if let Err(why) = check_user_presence(key.0.key_data(), restrictions.no_touch_required) {
+            restrictions
+                .warnings
+                .push(format!("this line can never log in: {why}"));
+        }
+    }
     let fingerprint = key.0.fingerprint(HashAlg::Sha256).to_string();
     Ok(AuthorizedKey {
         key: key.0,

@@ -23,6 +23,7 @@ use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
 use crate::key_store::KeyStore;
+use crate::key_strength::MinRsaBits;
 use crate::net::{self, Brackets, Nat64};
 use crate::penalties::{PenaltyExempt, PenaltySettings};
 use crate::proxy_header::{ProxyConfig, ProxyMode};
@@ -106,6 +107,13 @@ pub struct Options {
     /// Path of the revoked keys list; reloaded when it changes (and on SIGHUP).
     #[arg(long, env = "BASTION_REVOKED_KEYS_FILE")]
     pub revoked_keys_file: Option<PathBuf>,
+
+    /// Smallest RSA key accepted, in bits: user keys, cert-authority keys, a certificate's key
+    /// and its CA, and the host key. An authorized_keys line with a smaller RSA key is rejected
+    /// (the other lines load); a smaller host key stops the start. May be lowered to 1024
+    /// (OpenSSH's own floor) for old keys that cannot be replaced yet, never below.
+    #[arg(long, env = "BASTION_MIN_RSA_BITS", default_value_t = MinRsaBits::DEFAULT)]
+    pub min_rsa_bits: u32,
 
     /// Where tunnels may go: comma-separated rules host:port, *.suffix:port, CIDR:port
     /// ([v6]:port; * for any port). Empty: private ranges (10/8, 172.16/12, 192.168/16,
@@ -349,13 +357,16 @@ impl Options {
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let listen = parse_listen(&self.listen)?;
         self.check_durations()?;
+        let min_rsa_bits = MinRsaBits::new(self.min_rsa_bits).map_err(ConfigError)?;
         let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())
+            .and_then(|key| key.check_strength(min_rsa_bits).map(|()| key))
             .map_err(|e| ConfigError(e.to_string()))?;
         let keys = KeyStore::load(KeySources {
             keys: self.authorized_keys,
             keys_file: self.authorized_keys_file,
             revoked: self.revoked_keys,
             revoked_file: self.revoked_keys_file,
+            min_rsa_bits,
         })
         .map_err(|e| ConfigError(e.to_string()))?;
         let destinations =

@@ -1,11 +1,14 @@
 //! The server's host key: loaded from `BASTION_HOST_KEY` (OpenSSH private key text, as Secrets
 //! Manager injects it) or `BASTION_HOST_KEY_FILE`, or generated at start as an ephemeral
 //! Ed25519 key with a loud warning. A stable key matters: with an ephemeral one, every task
-//! replacement shows users "REMOTE HOST IDENTIFICATION HAS CHANGED".
+//! replacement shows users "REMOTE HOST IDENTIFICATION HAS CHANGED". An RSA host key below
+//! `BASTION_MIN_RSA_BITS` stops the start ([`HostKey::check_strength`]).
 
 use std::path::Path;
 
 use russh::keys::{HashAlg, PrivateKey};
+
+use crate::key_strength::MinRsaBits;
 
 /// Why the host key cannot be used: names the setting and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,18 @@ impl HostKey {
             key,
             source: HostKeySource::Generated,
         })
+    }
+
+    /// Is the key strong enough (`BASTION_MIN_RSA_BITS`)? `Err` names the setting it came
+    /// from; a weak host key stops the start.
+    pub fn check_strength(&self, min: MinRsaBits) -> Result<(), HostKeyError> {
+        let setting = match self.source {
+            HostKeySource::Env => "BASTION_HOST_KEY",
+            HostKeySource::File => "BASTION_HOST_KEY_FILE",
+            HostKeySource::Generated => return Ok(()),
+        };
+        min.check(self.key.public_key().key_data(), "host key")
+            .map_err(|why| HostKeyError(format!("{setting}: {why}")))
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` prints it.

@@ -1,8 +1,8 @@
 //! Enforcement of `authorized_keys` key options: tokenizes a line's option list
 //! ([`parse_options`], used by `authorized_keys`) and turns the options into
 //! [`KeyRestrictions`] (source-address patterns,
-//! `permitopen` destinations, `expiry-time`, port-forwarding flags, `cert-authority` and
-//! `principals`), and answers the questions asked at login and at each tunnel request.
+//! `permitopen` destinations, `expiry-time`, port-forwarding flags, `cert-authority`,
+//! `principals` and `no-touch-required`), and answers the questions asked at login and at each tunnel request.
 //!
 //! Semantics follow sshd(8) "AUTHORIZED_KEYS FILE FORMAT" (OpenSSH `auth-options.c`,
 //! `match.c` and `addrmatch.c`), with these deliberate differences, all in the direction of
@@ -18,6 +18,11 @@
 //!   containers and treats every `expiry-time` as UTC.
 //! - `verify-required` is refused: neither russh nor `ssh-key` checks the FIDO
 //!   user-verification flag, so a line asking for it cannot be honoured.
+//! - Nor do they expose the user-presence (touch) flag of a security key's signature, so a
+//!   security key (`sk-…`) logs in only on a line with `no-touch-required` (sshd's meaning:
+//!   no touch needed), never on a plain or `touch-required` line, where sshd would demand a
+//!   touch this server cannot see ([`KeyRestrictions::no_touch_required`], enforced by
+//!   `key_strength` at login).
 //! - Options that only concern shells, ptys, X11, agents, environment, user rc, tunnels or
 //!   remote forwarding have no effect on a forward-only server; they are listed in
 //!   [`KeyRestrictions::ignored`].
@@ -57,8 +62,6 @@ const NO_EFFECT: &[&str] = &[
     "no-user-rc",
     "x11-forwarding",
     "no-x11-forwarding",
-    "touch-required",
-    "no-touch-required",
     "tunnel",
     "permitlisten",
 ];
@@ -68,6 +71,8 @@ const FLAGS: &[&str] = &[
     "port-forwarding",
     "no-port-forwarding",
     "cert-authority",
+    "touch-required",
+    "no-touch-required",
     "verify-required",
 ];
 /// Options that take a `="value"`.
@@ -104,6 +109,10 @@ pub struct KeyRestrictions {
     /// allows forwarding, `port-forwarding,restrict` does not.
     pub port_forwarding: bool,
     pub cert_authority: bool,
+    /// `no-touch-required`: a security key (`sk-…`) may log in although this server cannot
+    /// check its user-presence flag (see `key_strength`). Left to right, as in sshd: a later
+    /// `touch-required` clears it; `restrict` does not touch it.
+    pub no_touch_required: bool,
     /// `principals="a,b"`; only accepted together with `cert-authority`.
     pub principals: Option<Vec<String>>,
     /// Options with no effect here (command, pty, x11, agent, environment, user-rc, …), by
@@ -122,6 +131,7 @@ impl Default for KeyRestrictions {
             expiry: None,
             port_forwarding: true,
             cert_authority: false,
+            no_touch_required: false,
             principals: None,
             ignored: Vec::new(),
             warnings: Vec::new(),
@@ -146,6 +156,8 @@ impl KeyRestrictions {
                 ("restrict", None) | ("no-port-forwarding", None) => r.port_forwarding = false,
                 ("port-forwarding", None) => r.port_forwarding = true,
                 ("cert-authority", None) => r.cert_authority = true,
+                ("no-touch-required", None) => r.no_touch_required = true,
+                ("touch-required", None) => r.no_touch_required = false,
                 ("from", Some(v)) => r.set_from(v)?,
                 ("permitopen", Some(v)) => {
                     if r.permit_open.len() >= PERMIT_MAX {

@@ -84,14 +84,24 @@ impl Reloadable for KeyStore {
             keys.revoked.len(),
             &keys.source,
         );
-        log_rejected(&keys);
+        log_lines(&keys);
     }
 }
 
-/// Log the lines rejected for their options.
-pub fn log_rejected(keys: &AuthorizedKeys) {
+/// Log what loading found in the lines: the lines rejected (for their options or key size),
+/// the options without effect here, and the lines that cannot work as written (warnings).
+pub fn log_lines(keys: &AuthorizedKeys) {
     for e in &keys.rejected {
         audit::key_line_rejected(&keys.source, e.line, &e.message);
+    }
+    for key in &keys.keys {
+        let r = &key.restrictions;
+        for note in &r.ignored {
+            audit::key_option_note(key.line, &key.fingerprint, note);
+        }
+        for warning in &r.warnings {
+            audit::key_line_warning(key.line, &key.fingerprint, warning);
+        }
     }
 }
 

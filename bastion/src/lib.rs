@@ -14,6 +14,8 @@
 //! - [`authorized_keys`]: OpenSSH `authorized_keys` and revocation list parsing.
 //! - [`key_options`]: the options of a key line (`from=`, `permitopen=`, `expiry-time=`, …).
 //! - [`certificates`]: OpenSSH user certificate checks.
+//! - [`key_strength`]: what a key and its signature must be (no SHA-1 RSA signatures, no
+//!   RSA key below `BASTION_MIN_RSA_BITS`, no security key whose touch is required).
 //! - [`key_store`]: the live key set, re-read on change and published to subscribers.
 //! - [`reload`]: the one watcher of reloadable files (poll, SIGHUP, keep the last good one).
 //!
@@ -56,6 +58,7 @@ pub mod healthcheck;
 pub mod host_key;
 pub mod key_options;
 pub mod key_store;
+pub mod key_strength;
 pub mod limit_counters;
 pub mod net;
 pub mod off_limits;

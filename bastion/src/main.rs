@@ -159,13 +159,7 @@ fn log_start(settings: &bastion::config::Settings) {
     let fingerprint = settings.host_key.fingerprint();
     audit::host_key(&fingerprint, settings.host_key.source.as_str(), generated);
     let keys = settings.keys.current();
-    bastion::key_store::log_rejected(&keys);
-    for key in &keys.keys {
-        let r = &key.restrictions;
-        for note in r.ignored.iter().chain(&r.warnings) {
-            audit::key_option_note(key.line, &key.fingerprint, &note.to_string());
-        }
-    }
+    bastion::key_store::log_lines(&keys);
     audit::config(&audit::ConfigSummary {
         authorized_keys: keys.keys.len(),
         certificate_authorities: keys.authorities().count(),

@@ -207,7 +207,7 @@ impl Handler for SessionHandler {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         self.authenticating();
-        let verdict = self.auth.offered(user, offer.public_key);
+        let verdict = self.auth.offered(user, offer.public_key, offer.algorithm);
         Ok(self.reply(verdict))
     }
 
@@ -217,7 +217,7 @@ impl Handler for SessionHandler {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         self.authenticating();
-        let verdict = self.auth.signed(user, key.public_key);
+        let verdict = self.auth.signed(user, key.public_key, key.algorithm);
         Ok(self.reply(verdict))
     }
 
@@ -226,6 +226,8 @@ impl Handler for SessionHandler {
         user: &str,
         certificate: &Certificate,
     ) -> Result<Auth, Self::Error> {
+        // No algorithm here: russh called `auth_publickey_offered` with this request's
+        // algorithm first (or accepted a probe of the same algorithm), where SHA-1 is refused.
         self.authenticating();
         let verdict = self.auth.certificate(user, certificate);
         Ok(self.reply(verdict))

@@ -18,6 +18,16 @@ use crate::config::Cli;
 /// Everything in the tests is bounded by this.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// RSA public keys made by `ssh-keygen -t rsa -b N` (1024 is below the default
+/// `BASTION_MIN_RSA_BITS`, 2047 just below it).
+pub const RSA_1024: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCr91gfmMRxH3A5bRfrsKizZh7khvwrFDW1jpriW9INJkt+qilNFFMCm++h0FuerH/uHFN5+2LcMRU3i2Ja5QEKq/5naVVDUGTQvqCodhvVMxMS1stwSoBRoRcnz6y1mcq/G/MIMkV+Q2wzcRxaqW2ZjER6Wa9g/OoB72wAMN820Q==";
+pub const RSA_2047: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAFa+vekQBHODpTYhs+Uiq1yYnYGj9rlpP01biyJAvO94ByMtcUK7AGLVeoJ4tb5VOJyLgcwb++xNS/q+XlUq5dDAegBTD0+vCctCuMgdzAGzfUw87ZJs2EAwzA7zwE+39qAZEgMFbUrb+GMcBsKSKZKCekc4m2b9o1166jEOMNn6aoxzp1/sQfAIcIR6hArAoelQB74md4qOuzGh8iv89715VPNu6aVO4rBJNgq59GMaBWI+YLNmKwIJoDjsxAW1sOvvyFiEqOG3sqQ0W126wCZc0k87VCBI6vw98HWJQJEryr+A4dpzMT6tO9KDMqo/lpUpb61pZoa5ZUGDE4Xwdxs=";
+pub const RSA_2048: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC0ZoTsUSmNc54kpSuPzBPSJnQtFs9iVNmUn85QTbqNvsTI6p/KX59uoycv01Pc7tUDlOVh02ZNS0sKvM974Izo3J1GtC8f1mBQsFVGIfd3Ma9rENprc8SQvQ61XZRmmdvQ8O5Gy1743/VKznC+DrOJWhaegwfjRzR8xT6cEYL/vv9Ry7t4GiZaohxgSdtaB6K4gzv2zoFgSwskgVB/OIeiyUPhTTpS4PzdDRbQJk6FlQkN5to4vyZBUvTgVgL4tB7ld8SUFTuJ7NkUa0omcPItEsy1OathzvzClgxcoTWB3MbOrRMHWNu9bpmXllTD8TOVzrFk9euUET5ZQ/L6lT43";
+
+/// Security key public keys (`sk-…`, application `ssh:`), made without hardware.
+pub const SK_ED25519: &str = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAINBKsjJ0K7SrOhNovUYV5ObQIkq3GgFrr4UgozLJd4c3AAAABHNzaDo=";
+pub const SK_ECDSA: &str = "sk-ecdsa-sha2-nistp256@openssh.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb20AAAAIbmlzdHAyNTYAAABBBD7Xoo7GSO3OXVt+JS9rKq+7RINRFKJLPKqPcQ9kmTvCVxGjTNySKQgLY58Jl3/rfKkezOFkm/6orYXHKyBq3n4AAAAEc3NoOg==";
+
 pub fn new_key() -> PrivateKey {
     PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("generate a test key")
 }

@@ -43,7 +43,7 @@ def packet(payload, block=8):
 def kexinit(kex=None, cipher=None, mac=None, compression=None):
     kex = kex or ["curve25519-sha256", STRICT_C]
     cipher = cipher or ["aes128-ctr"]
-    mac = mac or ["hmac-sha2-256"]
+    mac = mac or ["hmac-sha2-256-etm@openssh.com"]
     compression = compression or ["none"]
     return (
         bytes([MSG_KEXINIT])

@@ -1,5 +1,5 @@
-//! OpenSSH keys for the tests: generated with `ssh-keygen`, and the host key fingerprints a
-//! server presents.
+//! OpenSSH keys for the tests: generated with `ssh-keygen`, user certificates it signs, and
+//! the host key fingerprints a server presents.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -44,9 +44,21 @@ impl KeyPair {
 
 /// Generates a fresh passphrase-less key (`ssh-keygen -t TYPE -N '' -f DIR/NAME`).
 pub fn generate_key_of_type(dir: &Path, name: &str, key_type: &str) -> KeyPair {
+    generate_key_with(dir, name, &["-t", key_type])
+}
+
+/// Generates a fresh passphrase-less RSA key of `bits` bits (`ssh-keygen -t rsa -b BITS`).
+pub fn generate_rsa_key(dir: &Path, name: &str, bits: u32) -> KeyPair {
+    generate_key_with(dir, name, &["-t", "rsa", "-b", &bits.to_string()])
+}
+
+/// `ssh-keygen -q ARGS -N '' -C e2e-NAME -f DIR/NAME`.
+fn generate_key_with(dir: &Path, name: &str, args: &[&str]) -> KeyPair {
     let private = dir.join(name);
     let mut cmd = Command::new(require_tool("ssh-keygen"));
-    cmd.args(["-q", "-t", key_type, "-N", "", "-C"])
+    cmd.arg("-q")
+        .args(args)
+        .args(["-N", "", "-C"])
         .arg(format!("e2e-{name}"))
         .arg("-f")
         .arg(&private);
@@ -67,6 +79,30 @@ pub fn generate_key_of_type(dir: &Path, name: &str, key_type: &str) -> KeyPair {
 /// Generates a fresh Ed25519 key.
 pub fn generate_key(dir: &Path, name: &str) -> KeyPair {
     generate_key_of_type(dir, name, "ed25519")
+}
+
+/// Signs a copy of `user`'s public key named `name.pub` with `ca` and the given
+/// `ssh-keygen -s` options; returns the certificate's path (`name-cert.pub`).
+pub fn sign_certificate(
+    dir: &Path,
+    ca: &KeyPair,
+    user: &KeyPair,
+    name: &str,
+    options: &[&str],
+) -> PathBuf {
+    let public = dir.join(format!("{name}.pub"));
+    std::fs::copy(&user.public, &public).expect("copying the user's public key");
+    let mut cmd = Command::new(require_tool("ssh-keygen"));
+    cmd.arg("-q")
+        .arg("-s")
+        .arg(&ca.private)
+        .args(options)
+        .arg(&public);
+    run_command(&mut cmd, "ssh-keygen -s", Duration::from_secs(30))
+        .expect_success(&format!("signing certificate {name} with {options:?}"));
+    let cert = dir.join(format!("{name}-cert.pub"));
+    assert!(cert.is_file(), "ssh-keygen wrote no {}", cert.display());
+    cert
 }
 
 /// Every `SHA256:...` token in a text (e.g. `ssh-keygen -lf` output).

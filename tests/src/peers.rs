@@ -1,6 +1,8 @@
 //! The attacking peers that are not OpenSSH: the Python scripts under `tests/peers/`
 //! (`russh_peer.py` drives paramiko, an independent SSH implementation, past what a polite
-//! client does; `raw_preauth.py` speaks the cleartext start of the protocol byte by byte). They
+//! client does; `auth_peer.py` logs in with signatures OpenSSH will not make (SHA-1 RSA, a
+//! security key without a touch); `raw_preauth.py` speaks the cleartext start of the protocol
+//! byte by byte). They
 //! run with the test venv's Python, report one JSON object per line on stdout, and are killed
 //! with their process group when the test ends.
 
@@ -115,4 +117,35 @@ pub fn raw_preauth(addr: SocketAddr, mode: &str, timeout: Duration) -> Value {
     parse_events(&out.stdout)
         .pop()
         .unwrap_or_else(|| panic!("raw_preauth.py {mode} printed no JSON: {out:?}"))
+}
+
+/// How long one `auth_peer.py` run may take (connect, key exchange, one login).
+const AUTH_PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `auth_peer.py ARGS...` to completion; its stdout.
+fn auth_peer(args: &[&str]) -> String {
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg(peer_script("auth_peer.py")).args(args);
+    let what = format!("auth_peer.py {}", args.join(" "));
+    let out = run_command(&mut cmd, &what, AUTH_PEER_TIMEOUT);
+    out.expect_success(&what);
+    out.stdout
+}
+
+/// One login by `auth_peer.py MODE HOST PORT ARGS...` (`rsa KEY ALGORITHM` or
+/// `sk SEED FLAGS [APPLICATION]`): its report, `{"authenticated": bool, "algorithm", "error"}`.
+pub fn auth_peer_login(addr: SocketAddr, mode: &str, args: &[&str]) -> Value {
+    let (host, port) = (addr.ip().to_string(), addr.port().to_string());
+    let mut all = vec![mode, host.as_str(), port.as_str()];
+    all.extend_from_slice(args);
+    let stdout = auth_peer(&all);
+    parse_events(&stdout)
+        .pop()
+        .unwrap_or_else(|| panic!("auth_peer.py {mode} printed no JSON: {stdout}"))
+}
+
+/// The authorized_keys line of `auth_peer.py`'s `sk-ssh-ed25519@openssh.com` key made from
+/// `seed` (64 hex digits), application `ssh:`.
+pub fn sk_public_line(seed: &str) -> String {
+    auth_peer(&["sk-line", seed]).trim().to_string()
 }

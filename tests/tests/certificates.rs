@@ -48,24 +48,6 @@ fn setup() -> Setup {
     }
 }
 
-/// Signs a copy of `user`'s public key named `name.pub` with `ca` and the given
-/// `ssh-keygen -s` options; returns the certificate's path (`name-cert.pub`).
-fn sign(dir: &Path, ca: &KeyPair, user: &KeyPair, name: &str, options: &[&str]) -> PathBuf {
-    let public = dir.join(format!("{name}.pub"));
-    std::fs::copy(&user.public, &public).expect("copying the user's public key");
-    let mut cmd = Command::new(require_tool("ssh-keygen"));
-    cmd.arg("-q")
-        .arg("-s")
-        .arg(&ca.private)
-        .args(options)
-        .arg(&public);
-    run_command(&mut cmd, "ssh-keygen -s", Duration::from_secs(30))
-        .expect_success(&format!("signing certificate {name} with {options:?}"));
-    let cert = dir.join(format!("{name}-cert.pub"));
-    assert!(cert.is_file(), "ssh-keygen wrote no {}", cert.display());
-    cert
-}
-
 /// An `ssh-agent -D` holding some keys (and the certificates next to them), killed on drop.
 struct Agent {
     _proc: ChildGuard,
@@ -137,7 +119,7 @@ fn offered_certificate(stderr: &str) -> bool {
 fn a_certificate_logs_in_as_its_principal_only() {
     let s = setup();
     let key_id = "alice@laptop-e2e";
-    let cert = sign(
+    let cert = sign_certificate(
         s.dir.path(),
         &s.ca,
         &s.user,
@@ -227,7 +209,7 @@ fn invalid_certificates_are_refused() {
     let cases: Vec<(&str, PathBuf, Option<String>)> = vec![
         (
             "expired (-V 20200101:20200102)",
-            sign(
+            sign_certificate(
                 dir,
                 &s.ca,
                 &s.user,
@@ -238,17 +220,17 @@ fn invalid_certificates_are_refused() {
         ),
         (
             "not yet valid (-V +1d:+2d)",
-            sign(dir, &s.ca, &s.user, "future", &with(&["-V", "+1d:+2d"])),
+            sign_certificate(dir, &s.ca, &s.user, "future", &with(&["-V", "+1d:+2d"])),
             None,
         ),
         (
             "signed by another CA",
-            sign(dir, &other_ca, &s.user, "wrong-ca", &with(&["-V", "+1h"])),
+            sign_certificate(dir, &other_ca, &s.user, "wrong-ca", &with(&["-V", "+1h"])),
             Some(other_ca_refusal),
         ),
         (
             "force-command (-O force-command=/bin/true)",
-            sign(
+            sign_certificate(
                 dir,
                 &s.ca,
                 &s.user,
@@ -259,7 +241,7 @@ fn invalid_certificates_are_refused() {
         ),
         (
             "no port forwarding (-O clear)",
-            sign(
+            sign_certificate(
                 dir,
                 &s.ca,
                 &s.user,
@@ -300,7 +282,7 @@ fn invalid_certificates_are_refused() {
     // ("not a user certificate") but presents one held by an agent, so load it into one.
     let host_key = dir.join("host");
     std::fs::copy(&s.user.private, &host_key).expect("copying the user's private key");
-    let host_cert = sign(dir, &s.ca, &s.user, "host", &with(&["-h", "-V", "+1h"]));
+    let host_cert = sign_certificate(dir, &s.ca, &s.user, "host", &with(&["-h", "-V", "+1h"]));
     let agent = Agent::start(dir, &[&host_key]);
     let via_agent = s
         .bastion
@@ -346,7 +328,7 @@ fn invalid_certificates_are_refused() {
     );
 
     // Control: a valid certificate for the same key and principal gets in.
-    let good = sign(
+    let good = sign_certificate(
         dir,
         &s.ca,
         &s.user,
@@ -364,7 +346,7 @@ fn invalid_certificates_are_refused() {
 #[test]
 fn the_source_address_critical_option_is_enforced() {
     let s = setup();
-    let cert = sign(
+    let cert = sign_certificate(
         s.dir.path(),
         &s.ca,
         &s.user,

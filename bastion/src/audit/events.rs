@@ -30,9 +30,9 @@ events! {
     CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients"]
         "the configuration in force at start";
     KEY_OPTION_NOTE = "key_option_note" ["line", "fingerprint", "note"]
-        "an `authorized_keys` option that has no effect on a forward-only server";
+        "an `authorized_keys` option that has no effect on a forward-only server, or (at warn level) a line that cannot work as written: a `from=` host name, a security key without `no-touch-required`";
     KEY_LINE_REJECTED = "key_line_rejected" ["source", "line", "error"]
-        "an `authorized_keys` line refused for its options; the other lines are loaded";
+        "an `authorized_keys` line refused for its options or for an RSA key below `BASTION_MIN_RSA_BITS`; the other lines are loaded";
     LISTENING = "listening" ["addr"]
         "the listener is open";
     CONNECTION = "connection" ["conn", "client", "sender", "vpce_id"]

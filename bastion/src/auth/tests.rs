@@ -126,18 +126,23 @@ fn a_ca_lets_unknown_keys_proceed_to_the_certificate_check_unless_revoked() {
     assert!(!may_be_certificate(&no_ca, &fp(&probe)));
 }
 
-#[tokio::test]
-async fn attempts_are_capped() {
-    let key = new_key();
+/// A connection's authenticator over this key list, allowing `max_tries` attempts.
+fn authenticator(keys: &str, max_tries: u32) -> Authenticator {
     let store = crate::key_store::KeyStore::load(KeySources {
-        keys: Some(public_line(&key)),
+        keys: Some(keys.to_owned()),
         ..KeySources::default()
     })
     .unwrap();
-    let mut auth = Authenticator::new(store, 1, client(), 3);
+    Authenticator::new(store, 1, client(), max_tries)
+}
+
+#[tokio::test]
+async fn attempts_are_capped() {
+    let key = new_key();
+    let mut auth = authenticator(&public_line(&key), 3);
     let stranger = new_key();
     for attempt in 1..=3 {
-        let verdict = auth.offered("bob", stranger.public_key());
+        let verdict = auth.offered("bob", stranger.public_key(), &Algorithm::Ed25519);
         let last = attempt == 3;
         assert!(
             matches!(verdict, Verdict::Rejected { disconnect } if disconnect == last),
@@ -145,10 +150,10 @@ async fn attempts_are_capped() {
         );
     }
     assert!(matches!(
-        auth.offered("bob", key.public_key()),
+        auth.offered("bob", key.public_key(), &Algorithm::Ed25519),
         Verdict::Proceed
     ));
-    match auth.signed("bob", key.public_key()) {
+    match auth.signed("bob", key.public_key(), &Algorithm::Ed25519) {
         Verdict::LoggedIn(login) => {
             assert_eq!(login.identity.user, "bob");
             assert_eq!(login.identity.key_fingerprint, fp(&key));
@@ -159,4 +164,62 @@ async fn attempts_are_capped() {
         auth.password("bob"),
         Verdict::Rejected { disconnect: true }
     ));
+}
+
+#[tokio::test]
+async fn sha1_rsa_signatures_are_refused_and_counted() {
+    let key = new_key();
+    let mut auth = authenticator(&public_line(&key), 2);
+    let sha1 = Algorithm::Rsa { hash: None };
+    assert!(matches!(
+        auth.offered("bob", key.public_key(), &sha1),
+        Verdict::Rejected { disconnect: false }
+    ));
+    assert!(matches!(
+        auth.signed("bob", key.public_key(), &sha1),
+        Verdict::Rejected { disconnect: true }
+    ));
+}
+
+#[test]
+fn a_small_rsa_key_is_refused_with_its_size() {
+    let keys = key_set(&public_line(&new_key()), "");
+    let small = russh::keys::PublicKey::from_openssh(crate::testkit::RSA_1024).unwrap();
+    let why = check_key(&keys, &small, "SHA256:x", client(), 0).unwrap_err();
+    assert!(
+        why.starts_with("RSA key of 1024 bits is below the minimum of 2048 bits"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_security_key_logs_in_only_with_no_touch_required() {
+    use crate::testkit::{SK_ECDSA, SK_ED25519};
+    for sk in [SK_ED25519, SK_ECDSA] {
+        let key = russh::keys::PublicKey::from_openssh(sk).unwrap();
+        for (line, allowed) in [
+            (sk.to_owned(), false),
+            (format!("touch-required {sk}"), false),
+            (format!("no-touch-required,touch-required {sk}"), false),
+            (
+                format!("restrict,port-forwarding,no-touch-required {sk}"),
+                true,
+            ),
+            (format!("no-touch-required {sk}"), true),
+        ] {
+            let keys = key_set(&line, "");
+            let verdict = check_key(&keys, &key, "SHA256:x", client(), 0);
+            match verdict {
+                Ok(_) => assert!(allowed, "{line}: accepted"),
+                Err(why) => {
+                    assert!(!allowed, "{line}: {why}");
+                    assert!(
+                        why.starts_with("line 1: security key")
+                            && why.contains("add no-touch-required"),
+                        "{why}"
+                    );
+                }
+            }
+        }
+    }
 }

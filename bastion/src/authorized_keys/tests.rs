@@ -127,3 +127,69 @@ fn lines_sshd_rejects_fail_in_the_tokenizer() {
         assert!(e.contains(why), "{options}: {e}");
     }
 }
+
+fn load_with_min(text: &str, min_rsa_bits: u32) -> Result<AuthorizedKeys, KeyListError> {
+    KeySources {
+        keys: Some(text.to_owned()),
+        min_rsa_bits: MinRsaBits::new(min_rsa_bits).unwrap(),
+        ..KeySources::default()
+    }
+    .load()
+}
+
+#[test]
+fn small_rsa_lines_are_rejected_alone_with_their_size() {
+    use crate::testkit::{RSA_1024, RSA_2048};
+    let text =
+        format!("{KEY}\n{RSA_1024}\nno-pty,bogus {KEY}\ncert-authority {RSA_1024}\n{RSA_2048}\n");
+    let keys = load_with_min(&text, MinRsaBits::DEFAULT).unwrap();
+    assert_eq!(keys.keys.iter().map(|k| k.line).collect::<Vec<_>>(), [1, 5]);
+    let rejected: Vec<_> = keys.rejected.iter().map(|e| e.line).collect();
+    assert_eq!(rejected, [2, 3, 4], "in line order: {:?}", keys.rejected);
+    assert!(
+        keys.rejected[0]
+            .to_string()
+            .starts_with("line 2: RSA key of 1024 bits is below the minimum of 2048 bits"),
+        "{}",
+        keys.rejected[0]
+    );
+    assert!(
+        keys.rejected[2]
+            .message
+            .starts_with("RSA cert-authority key of 1024 bits"),
+        "{}",
+        keys.rejected[2]
+    );
+    let lowered = load_with_min(&text, 1024).unwrap();
+    assert_eq!(lowered.keys.len(), 4);
+    assert_eq!(lowered.min_rsa_bits.bits(), 1024);
+}
+
+#[test]
+fn a_list_of_small_rsa_keys_only_is_an_error() {
+    let e = load_with_min(crate::testkit::RSA_1024, MinRsaBits::DEFAULT).unwrap_err();
+    assert!(
+        e.0.contains("every key line was rejected (first: line 1: RSA key of 1024 bits"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_security_key_line_without_no_touch_required_loads_with_a_warning() {
+    use crate::testkit::{SK_ECDSA, SK_ED25519};
+    let warned = |line: &str| {
+        let k = parse_line(line, 1).unwrap();
+        k.restrictions
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("this line can never log in") && w.contains("no-touch-required"))
+    };
+    for sk in [SK_ED25519, SK_ECDSA] {
+        assert!(warned(sk), "{sk}");
+        assert!(warned(&format!("no-touch-required,touch-required {sk}")));
+        assert!(!warned(&format!("no-touch-required {sk}")));
+        // A security key as a CA: the touch concerns the certificate's key, not its signer.
+        assert!(!warned(&format!("cert-authority {sk}")));
+    }
+    assert!(!warned(KEY));
+}

@@ -89,3 +89,19 @@ fn bad_flood_limits_name_the_setting() {
         .penalty_exempt;
     assert!(!exempt.allowed && exempt.nets.len() == 2);
 }
+
+#[test]
+fn min_rsa_bits_defaults_to_2048_and_stops_at_1024() {
+    let s = settings_with(&[]).expect("defaults are valid");
+    assert_eq!(s.keys.current().min_rsa_bits.bits(), 2048);
+    let s = settings_with(&["--min-rsa-bits", "1024"]).expect("1024 is allowed");
+    assert_eq!(s.keys.current().min_rsa_bits.bits(), 1024);
+    let e = settings_with(&["--min-rsa-bits", "512"])
+        .err()
+        .expect("512 is refused")
+        .to_string();
+    assert!(
+        e.starts_with("BASTION_MIN_RSA_BITS: 512 is below 1024"),
+        "{e}"
+    );
+}

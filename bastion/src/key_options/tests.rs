@@ -376,7 +376,7 @@ fn ignored_options_listed_once_in_order() {
     let r = line(
         "command=\"echo hi\",no-pty,no-agent-forwarding,no-X11-forwarding,no-user-rc,pty,\
          environment=\"A=b\",agent-forwarding,x11-forwarding,user-rc,tunnel=\"1\",\
-         permitlisten=\"8080\",no-touch-required,touch-required,no-pty",
+         permitlisten=\"8080\",no-pty",
     )
     .unwrap();
     assert_eq!(
@@ -394,14 +394,37 @@ fn ignored_options_listed_once_in_order() {
             "user-rc",
             "tunnel",
             "permitlisten",
-            "no-touch-required",
-            "touch-required",
         ]
     );
     assert!(r.port_forwarding && r.from.is_none() && r.permit_open.is_empty());
     assert!(line("command=\"a\",command=\"b\"")
         .unwrap_err()
         .contains("multiple command="));
+}
+
+#[test]
+fn no_touch_required_applies_left_to_right_and_restrict_leaves_it() {
+    for (options, waived) in [
+        ("no-pty", false),
+        ("touch-required", false),
+        ("no-touch-required", true),
+        ("no-touch-required,touch-required", false),
+        ("touch-required,no-touch-required", true),
+        ("restrict", false),
+        ("no-touch-required,restrict", true),
+        ("restrict,no-touch-required", true),
+    ] {
+        let r = line(options).unwrap();
+        assert_eq!(r.no_touch_required, waived, "{options}");
+        assert!(
+            r.ignored.is_empty() || options == "no-pty",
+            "{options}: {:?}",
+            r.ignored
+        );
+    }
+    assert!(line("no-touch-required=\"1\"")
+        .unwrap_err()
+        .contains("takes no value"));
 }
 
 #[test]
