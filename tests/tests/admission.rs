@@ -62,7 +62,9 @@ fn squatters_filling_max_startups_do_not_lock_out_a_user() {
     let mut squatters: Vec<TcpStream> = (0..8)
         .map(|n| squatter(addr(1 + (n % 2) as u8), bastion.addr(), n % 2 == 0))
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Past 1 s of silence, a silent squatter ranks below a banner-only one (before that, both
+    // are ranked by age alone).
+    std::thread::sleep(Duration::from_millis(1200));
     for round in 0..3 {
         if round > 0 {
             // The last login freed its slot: a new squatter takes it, so the cap is full again.
