@@ -265,7 +265,8 @@ def channels(transport, args):
 def stall_rekey(transport, args):
     """Opens a tunnel to the echo destination, checks it, then sends KEXINIT and never sends
     the key exchange's next message. With --trickle S it sends SSH_MSG_IGNORE every S seconds
-    meanwhile (allowed during a key exchange). Reports when the server closes the connection."""
+    meanwhile (allowed during a key exchange); with --flood-opens N, N channel opens (not
+    allowed). Reports when the server closes the connection."""
     chan = transport.open_channel(
         "direct-tcpip", (args.dest.rsplit(":", 1)[0], int(args.dest.rsplit(":", 1)[1])),
         ("127.0.0.1", 40000), timeout=20,
@@ -286,6 +287,7 @@ def stall_rekey(transport, args):
     transport._send_kex_init()
     started = time.monotonic()
     emit("stalled", server_kexinit=swallowed.wait(10))
+    flooded = flood_opens(transport, args) if args.flood_opens > 0 else {"sent": 0}
     next_ignore = started + args.trickle if args.trickle > 0 else None
     ignores = 0
     while time.monotonic() - started < args.hold:
@@ -310,7 +312,41 @@ def stall_rekey(transport, args):
         closed=not transport.is_active(),
         seconds=round(elapsed, 2),
         ignores=ignores,
+        opens_sent=flooded["sent"],
     )
+    if args.flood_opens > 0:
+        # The flood thread may be blocked in a socket write: leave without a clean close.
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def flood_opens(transport, args):
+    """From a thread, sends --flood-opens CHANNEL_OPEN (direct-tcpip to --dest) straight to the
+    packetizer, in the middle of the stalled key exchange (RFC 4253 7.1: a server must not act
+    on them). Returns a dict whose "sent" counts those written."""
+    flooded = {"sent": 0}
+    host, port = args.dest.rsplit(":", 1)
+
+    def flood():
+        for i in range(args.flood_opens):
+            m = Message()
+            m.add_byte(cMSG_CHANNEL_OPEN)
+            m.add_string("direct-tcpip")
+            m.add_int(1000 + i)
+            m.add_int(WINDOW)
+            m.add_int(MAX_PACKET)
+            m.add_string(host)
+            m.add_int(int(port))
+            m.add_string("127.0.0.1")
+            m.add_int(40000)
+            try:
+                transport.packetizer.send_message(m)
+            except Exception:  # noqa: BLE001 - the server closed the connection
+                break
+            flooded["sent"] += 1
+
+    threading.Thread(target=flood, daemon=True).start()
+    return flooded
 
 
 def open_tunnel(transport, dest):
@@ -416,6 +452,7 @@ def main():
     parser.add_argument("--dest", default="")
     parser.add_argument("--reply-timeout", type=float, default=60.0)
     parser.add_argument("--trickle", type=float, default=0.0)
+    parser.add_argument("--flood-opens", type=int, default=0)
     parser.add_argument("--hold", type=float, default=30.0)
     parser.add_argument("--prefill", type=int, default=16, help="MiB sent before the one-byte packets")
     args = parser.parse_args()

@@ -369,6 +369,40 @@ fn a_stalled_rekey_fed_with_ignore_messages_stays_bounded_and_ends_at_shutdown()
     );
 }
 
+/// A CHANNEL_OPEN flood in the middle of a stalled rekey (the peer's KEXINIT sent, the
+/// exchange never finished): 20,000 opens that a server must not act on (RFC 4253 section 7.1)
+/// nor queue without bound. No tunnel opens during the exchange, memory stays bounded, other
+/// users are unaffected, and the connection is closed (keepalives at 1 s, or russh refusing the
+/// out-of-place messages) without a panic.
+#[test]
+fn a_channel_open_flood_during_a_stalled_rekey_opens_nothing_and_stays_bounded() {
+    let mut setup = start(&[("BASTION_KEEPALIVE_INTERVAL", "1s")]);
+    let dest = setup.echo.spec();
+    let args = ["--dest", &dest, "--hold", "30", "--flood-opens", "20000"];
+    let mut peer = setup.peer("stall-rekey", &args);
+    let tunnel = peer.expect_event("tunnel", Duration::from_secs(30));
+    assert_eq!(tunnel["ok"], true, "the tunnel before the stall: {tunnel}");
+    peer.expect_event("stalled", Duration::from_secs(30));
+    setup.other_user_tunnel_works("a channel-open flood during a stalled rekey");
+    let result = peer.expect_event("result", Duration::from_secs(60));
+    println!("channel-open flood during a stalled rekey: {result}");
+    assert_eq!(
+        result["closed"], true,
+        "the connection flooding opens during a stalled rekey was never closed: {result}"
+    );
+    let attacker_tunnels = setup
+        .bastion
+        .events_named("tunnel_open")
+        .iter()
+        .filter(|e| e["conn"] == 1)
+        .count();
+    assert_eq!(
+        attacker_tunnels, 1,
+        "tunnels opened on the attacker's connection (1 before the stall expected)"
+    );
+    setup.bounded("channel-open flood during a stalled rekey");
+}
+
 // ----- advisories ----------------------------------------------------------------------------
 
 /// A fresh bastion and the report of one `raw_preauth.py` mode run against it.
