@@ -24,10 +24,12 @@
 //! - [`servers`]: [`TestServer`], the loopback destinations the tunnels lead to.
 //! - [`attempts`]: one `ssh -W` run and the checks on what it achieved.
 //! - [`peers`]: the non-OpenSSH attacking peers (paramiko, raw protocol) under `tests/peers/`.
+//! - [`attack`]: [`Attack`], one attacker and one innocent user against a fresh bastion.
 //! - [`sidecar`]: the dns-sidecar harness (moto, the ECS endpoints, the sidecar process).
 
 use std::time::Duration;
 
+pub mod attack;
 pub mod attempts;
 pub mod bastion;
 pub mod capture;
@@ -44,6 +46,7 @@ pub mod ssh;
 pub mod sync;
 pub mod testdir;
 
+pub use attack::*;
 pub use attempts::*;
 pub use bastion::*;
 pub use capture::*;

@@ -15,71 +15,14 @@ const STARVE_BUDGET_KIB: u64 = (64 + 48) * 1024;
 /// A channel's cap is 32 MiB of charged bytes; one-byte packets may hold no more than that.
 const TINY_BUDGET_KIB: u64 = 48 * 1024;
 
-struct Setup {
-    dir: TestDir,
-    other: KeyPair,
-    echo: TestServer,
-    bastion: Bastion,
-    baseline_kib: u64,
-}
-
-/// A bastion permitting `dest` and an echo, with the attacker (`dir.key`) and another user.
-fn start(dest: &TestServer, settings: &[(&str, &str)]) -> Setup {
-    let dir = TestDir::new();
-    let other = generate_key(dir.path(), "other_user");
-    let echo = TestServer::echo_v4();
-    let keys = format!("{}\n{}\n", dir.key.public_line, other.public_line);
-    let mut builder = BastionBuilder::new(&keys).permit_open(format!(
-        "127.0.0.1:{},127.0.0.1:{}",
-        dest.port(),
-        echo.port()
-    ));
-    for (key, value) in settings {
-        builder = builder.env(key, *value);
-    }
-    let bastion = builder.start();
-    let baseline_kib = bastion.rss_kib();
-    Setup {
-        dir,
-        other,
-        echo,
-        bastion,
-        baseline_kib,
-    }
-}
-
-impl Setup {
-    /// Runs the peer in `mode` to its result.
-    fn attack(&self, mode: &str, args: &[&str], limit: Duration) -> Value {
-        let mut peer = Peer::spawn(
-            self.bastion.addr(),
-            &self.dir.key.private,
-            mode,
-            args,
-            &format!("russh_peer {mode}"),
-        );
-        peer.expect_event("result", limit)
-    }
-
-    /// The bastion's peak RSS growth; another user's tunnel still works.
-    fn grown_kib(&mut self, what: &str) -> u64 {
-        let grown = self
-            .bastion
-            .peak_rss_kib()
-            .saturating_sub(self.baseline_kib);
-        println!(
-            "{what}: bastion peak RSS grew by {} MiB (from {} MiB)",
-            grown / 1024,
-            self.baseline_kib / 1024
-        );
-        let run = attempt(
-            self.bastion.ssh(&self.other.private),
-            &self.echo.spec(),
-            "other user's bytes\n",
-        );
-        expect_moves_bytes(&run, &format!("another user's tunnel after {what}"));
-        grown
-    }
+/// Runs the peer in `mode` to its result, then checks that another user is still served;
+/// returns the result and the bastion's peak RSS growth.
+fn attack(setup: &Attack, mode: &str, args: &[&str], limit: Duration) -> (Value, u64) {
+    let result = setup.peer(mode, args).expect_event("result", limit);
+    println!("{mode}: {result}");
+    let grown = setup.peak_growth_kib(mode);
+    setup.other_user_tunnel_works(&format!("after the {mode} attack"));
+    (result, grown)
 }
 
 /// 16 tunnels to a destination that floods replies and reads nothing; the client never reads
@@ -89,12 +32,10 @@ impl Setup {
 #[test]
 fn return_windows_that_never_reopen_cannot_lift_the_connection_cap() {
     let dest = TestServer::floods_never_reads();
-    let mut setup = start(&dest, &[("BASTION_TUNNEL_STALL_TIMEOUT", "10m")]);
+    let setup = Attack::start(&[&dest], &[("BASTION_TUNNEL_STALL_TIMEOUT", "10m")]);
     let spec = dest.spec();
     let args = ["--count", "16", "--dest", spec.as_str(), "--hold", "60"];
-    let result = setup.attack("starve", &args, Duration::from_secs(120));
-    println!("starve: {result}");
-    let grown = setup.grown_kib("16 tunnels with starved return windows");
+    let (result, grown) = attack(&setup, "starve", &args, Duration::from_secs(120));
     assert!(
         grown < STARVE_BUDGET_KIB,
         "the bastion's peak RSS grew by {} MiB (bound {} MiB) while the client sent {} bytes",
@@ -112,7 +53,7 @@ fn return_windows_that_never_reopen_cannot_lift_the_connection_cap() {
 #[test]
 fn one_byte_packets_reach_the_channel_cap_at_their_real_cost() {
     let dest = TestServer::never_reads();
-    let mut setup = start(&dest, &[("BASTION_TUNNEL_STALL_TIMEOUT", "10m")]);
+    let setup = Attack::start(&[&dest], &[("BASTION_TUNNEL_STALL_TIMEOUT", "10m")]);
     let spec = dest.spec();
     let args = [
         "--count",
@@ -122,9 +63,7 @@ fn one_byte_packets_reach_the_channel_cap_at_their_real_cost() {
         "--dest",
         spec.as_str(),
     ];
-    let result = setup.attack("tiny", &args, Duration::from_secs(300));
-    println!("tiny: {result}");
-    let grown = setup.grown_kib("one-byte packets");
+    let (result, grown) = attack(&setup, "tiny", &args, Duration::from_secs(300));
     assert_eq!(
         result["closed"], true,
         "the bastion kept a tunnel open after {} one-byte packets to a destination that reads \

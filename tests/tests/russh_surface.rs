@@ -18,71 +18,22 @@ use e2e::*;
 
 /// How much a flood may grow the bastion's resident memory.
 const MEMORY_BUDGET_KIB: u64 = 48 * 1024;
-/// How long another user's `ssh -W` round trip may take while an attack runs.
-const OTHER_USER_BUDGET: Duration = Duration::from_secs(10);
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A bastion permitting one echo destination, with two users: the attacker (`dir.key`) and an
-/// innocent other user.
-struct Setup {
-    dir: TestDir,
-    other: KeyPair,
-    echo: TestServer,
-    bastion: Bastion,
-    baseline_kib: u64,
-}
+/// A bastion permitting one echo destination, with the attacker and an innocent other user.
+type Setup = Attack;
 
 fn start(settings: &[(&str, &str)]) -> Setup {
-    require_loopback_only_netns();
-    let dir = TestDir::new();
-    let other = generate_key(dir.path(), "other_user");
-    let echo = TestServer::echo_v4();
-    let mut builder =
-        BastionBuilder::new(&format!("{}\n{}\n", dir.key.public_line, other.public_line))
-            .permit_open(format!("127.0.0.1:{}", echo.port()));
-    for (key, value) in settings {
-        builder = builder.env(key, *value);
-    }
-    let bastion = builder.start();
-    let baseline_kib = bastion.rss_kib();
-    Setup {
-        dir,
-        other,
-        echo,
-        bastion,
-        baseline_kib,
-    }
+    Attack::start(&[], settings)
 }
 
-impl Setup {
-    fn peer(&self, mode: &str, args: &[&str]) -> Peer {
-        Peer::spawn(
-            self.bastion.addr(),
-            &self.dir.key.private,
-            mode,
-            args,
-            &format!("russh_peer {mode}"),
-        )
-    }
+/// The bastion is still running, nothing panicked, and its peak memory grew by less than
+/// [`MEMORY_BUDGET_KIB`].
+trait Bounded {
+    fn bounded(&mut self, what: &str) -> u64;
+}
 
-    /// The other user's `ssh -W` to the echo destination: it must carry bytes, quickly.
-    fn other_user_tunnel_works(&self, during: &str) -> Duration {
-        let started = Instant::now();
-        let run = attempt(
-            self.bastion.ssh(&self.other.private),
-            &self.echo.spec(),
-            "other user's bytes\n",
-        );
-        let took = started.elapsed();
-        expect_moves_bytes(&run, &format!("another user's tunnel during {during}"));
-        assert!(
-            took < OTHER_USER_BUDGET,
-            "another user's tunnel during {during} took {took:?} (budget {OTHER_USER_BUDGET:?})"
-        );
-        took
-    }
-
-    /// The bastion is still running and its peak memory grew by less than the budget.
+impl Bounded for Attack {
     fn bounded(&mut self, what: &str) -> u64 {
         let status = self.bastion.process().try_status();
         assert!(
@@ -90,14 +41,7 @@ impl Setup {
             "{what}: the bastion exited ({status:?}); stderr:\n{}",
             self.bastion.stderr_text()
         );
-        let grown = self
-            .bastion
-            .peak_rss_kib()
-            .saturating_sub(self.baseline_kib);
-        println!(
-            "{what}: bastion peak RSS grew by {grown} KiB (from {} KiB)",
-            self.baseline_kib
-        );
+        let grown = self.peak_growth_kib(what);
         assert!(
             grown < MEMORY_BUDGET_KIB,
             "{what}: the bastion's peak RSS grew by {grown} KiB (budget {MEMORY_BUDGET_KIB} KiB)"
