@@ -511,7 +511,7 @@ def validate_shape(td: dict, where: str) -> Problems:
 
 def container_summary(c: dict) -> dict:
     keys = ("essential", "user", "readonlyRootFilesystem", "stopTimeout", "healthCheck", "dependsOn",
-            "portMappings", "linuxParameters", "privileged")
+            "portMappings", "linuxParameters", "privileged", "ulimits")
     out = {k: c.get(k) for k in keys}
     out["environment names"] = sorted(e["name"] for e in c.get("environment", []))
     out["secret names"] = sorted(s["name"] for s in c.get("secrets", []))

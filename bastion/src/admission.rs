@@ -1,12 +1,19 @@
 //! Who may hold a connection before authenticating, and how many connections a source may
 //! have. Three per-source limits, on the real client address grouped by [`Source`]: new
 //! connections per second, connections at once, and unauthenticated connections at once.
-//! Then the server-wide cap on unauthenticated connections (`BASTION_MAX_STARTUPS`): at the
-//! cap a newcomer is not refused but takes the slot of the connection that has made the least
+//! Then two server-wide caps: on every connection (`BASTION_MAX_CONNECTIONS`: each holds a
+//! file descriptor) and on unauthenticated ones (`BASTION_MAX_STARTUPS`). At either cap a
+//! newcomer is not refused but takes the slot of the connection that has made the least
 //! [`Progress`] for longest (a pending PROXY header, then no identification for a second, then
 //! identification only, then an unfinished key exchange; oldest first: see
 //! [`Progress::eviction_rank`]). Connections past the key exchange are never evicted; only when
-//! every slot holds one is the newcomer refused.
+//! none can be is the newcomer refused.
+//!
+//! An evicted connection keeps its descriptor until its task has closed it, so at
+//! `BASTION_MAX_CONNECTIONS` evictions admit at most [`EVICTION_SLACK`] connections beyond the
+//! cap; past that, newcomers are refused until the evicted ones are gone. When the bastion
+//! listens on a non-loopback address, a loopback peer (the container's own health check) is
+//! admitted up to [`LOCAL_SLACK`] beyond the cap, so a full bastion is not killed as unhealthy.
 //!
 //! A connection holds a [`Ticket`] (its place in its source's counts) for its whole life and a
 //! [`StartupSlot`] until it authenticates. Behind a load balancer, a connection is admitted
@@ -23,9 +30,10 @@ use crate::progress::{Cut, Progress, Stage};
 use crate::rate_limit::TokenBucket;
 use crate::source::Source;
 
-/// The limits, each 0 for "no limit" except `max_startups`.
+/// The limits, each 0 for "no limit" except `max_connections` and `max_startups`.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
+    pub max_connections: usize,
     pub max_startups: usize,
     pub per_source_startups: u32,
     pub per_source_connections: u32,
@@ -39,9 +47,18 @@ pub enum Refusal {
     SourceRate,
     SourceConnections,
     SourceStartups,
+    /// Every connection slot is taken and no squatter can be evicted.
+    Connections,
     /// Every pre-authentication slot holds a connection past its key exchange.
     Startups,
 }
+
+/// Connections admitted beyond `BASTION_MAX_CONNECTIONS` while the squatters they evicted
+/// close (see the module doc).
+pub const EVICTION_SLACK: usize = 8;
+/// Loopback connections (the container's health check) admitted beyond
+/// `BASTION_MAX_CONNECTIONS` when the bastion listens on a non-loopback address.
+pub const LOCAL_SLACK: usize = 4;
 
 impl Refusal {
     pub fn setting(self) -> &'static str {
@@ -49,6 +66,7 @@ impl Refusal {
             Refusal::SourceRate => "BASTION_PER_SOURCE_CONNECTION_RATE",
             Refusal::SourceConnections => "BASTION_PER_SOURCE_MAX_CONNECTIONS",
             Refusal::SourceStartups => "BASTION_PER_SOURCE_MAX_STARTUPS",
+            Refusal::Connections => "BASTION_MAX_CONNECTIONS",
             Refusal::Startups => "BASTION_MAX_STARTUPS",
         }
     }
@@ -69,6 +87,8 @@ struct Slot {
 #[derive(Default)]
 struct Table {
     next: u64,
+    /// Every admitted connection, until its [`Ticket`] is dropped.
+    connections: usize,
     slots: HashMap<u64, Slot>,
     sources: HashMap<Source, PerSource>,
 }
@@ -114,18 +134,20 @@ impl Admission {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admit a new connection from `source` (`None`: PROXY header pending). On success the
+    /// Admit a new connection from `source` (`None`: PROXY header pending); `local`: a
+    /// loopback peer of a bastion listening elsewhere (see [`LOCAL_SLACK`]). On success the
     /// connection holds a ticket and a slot, and `Eviction` says whom it displaced.
     pub fn admit(
         self: &Arc<Self>,
         source: Option<Source>,
+        local: bool,
     ) -> Result<(Ticket, StartupSlot, Option<Eviction>), Refusal> {
         let now = Instant::now();
         let mut table = self.table();
         if let Some(source) = source {
             self.check_source(&mut table, source, now)?;
         }
-        let evicted = self.make_room(&mut table)?;
+        let evicted = self.make_room(&mut table, local)?;
         let stage = match source {
             Some(_) => Stage::Connected,
             None => Stage::ProxyPending,
@@ -143,6 +165,7 @@ impl Admission {
         if let Some(source) = source {
             count_in(&mut table, source, now);
         }
+        table.connections += 1;
         drop(table);
         let ticket = Ticket {
             admission: self.clone(),
@@ -200,11 +223,24 @@ impl Admission {
         Ok(())
     }
 
-    /// At the cap, evict the least-progressed squatter, or refuse when there is none.
-    fn make_room(&self, table: &mut Table) -> Result<Option<Eviction>, Refusal> {
+    /// At a cap, evict the least-progressed squatter, or refuse when there is none. One
+    /// eviction frees room under both caps (a squatter holds a connection and a slot).
+    fn make_room(&self, table: &mut Table, local: bool) -> Result<Option<Eviction>, Refusal> {
+        let cap = self.limits.max_connections;
+        if table.connections >= cap && !(local && table.connections < cap + LOCAL_SLACK) {
+            if table.connections >= cap + EVICTION_SLACK {
+                return Err(Refusal::Connections);
+            }
+            return self.evict(table).map(Some).ok_or(Refusal::Connections);
+        }
         if table.slots.len() < self.limits.max_startups {
             return Ok(None);
         }
+        self.evict(table).map(Some).ok_or(Refusal::Startups)
+    }
+
+    /// Evict the least-progressed, oldest squatter, if any may be.
+    fn evict(&self, table: &mut Table) -> Option<Eviction> {
         let now_us = self.us_now();
         let victim = table
             .slots
@@ -214,23 +250,19 @@ impl Admission {
                 Some((*id, rank, slot.progress.since_us(), slot.progress.stage()))
             })
             .min_by_key(|(_, rank, since, _)| (*rank, *since));
-        let Some((id, _, since, stage)) = victim else {
-            return Err(Refusal::Startups);
-        };
-        let Some(slot) = table.slots.remove(&id) else {
-            return Err(Refusal::Startups);
-        };
+        let (id, _, since, stage) = victim?;
+        let slot = table.slots.remove(&id)?;
         if let Some(source) = slot.source {
             if let Some(entry) = table.sources.get_mut(&source) {
                 entry.startups = entry.startups.saturating_sub(1);
             }
         }
         slot.progress.cut(Cut::Evicted(stage));
-        Ok(Some(Eviction {
+        Some(Eviction {
             source: slot.source,
             stage,
             idle_ms: now_us.saturating_sub(since) / 1000,
-        }))
+        })
     }
 
     fn us_now(&self) -> u64 {
@@ -242,6 +274,11 @@ impl Admission {
     /// Unauthenticated connections now (tests and the audit summary).
     pub fn startups(&self) -> usize {
         self.table().slots.len()
+    }
+
+    /// Connections now, authenticated or not (evicted ones until they have closed).
+    pub fn connections(&self) -> usize {
+        self.table().connections
     }
 
     /// Sources with state kept (bounded: see [`SOURCE_TABLE_TIDY`]).
@@ -299,11 +336,12 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        let rate = self.admission.limits.per_source_rate;
+        let mut table = self.admission.table();
+        table.connections = table.connections.saturating_sub(1);
         let Some(source) = self.source else {
             return;
         };
-        let rate = self.admission.limits.per_source_rate;
-        let mut table = self.admission.table();
         if let Some(entry) = table.sources.get_mut(&source) {
             entry.connections = entry.connections.saturating_sub(1);
             if entry.connections == 0 && entry.bucket.is_full(rate, Instant::now()) {

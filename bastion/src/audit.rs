@@ -117,6 +117,43 @@ pub fn config(c: &ConfigSummary) {
           proxy_protocol = %c.proxy_protocol, clients = %c.clients, "configuration loaded");
 }
 
+/// The open file limit at start and the caps fitted in it.
+#[derive(Debug, Clone)]
+pub struct FdSummary {
+    pub soft_before: u64,
+    pub limit: u64,
+    pub hard: Option<u64>,
+    pub reserve: u64,
+    pub max_connections: usize,
+    pub max_tunnels: usize,
+    /// Why this is a warning: the caps were lowered, or the limit could not be raised.
+    pub problem: Option<String>,
+}
+
+/// The `fd_limit` event at `$level` (`info` or `warn`) with `$message`.
+macro_rules! fd_limit_event {
+    ($level:ident, $s:expr, $message:expr) => {
+        $level!(
+            event = FD_LIMIT.name,
+            soft_before = $s.soft_before,
+            limit = $s.limit,
+            hard = $s.hard,
+            reserve = $s.reserve,
+            max_connections = $s.max_connections,
+            max_tunnels = $s.max_tunnels,
+            "{}",
+            $message
+        )
+    };
+}
+
+pub fn fd_limit(s: &FdSummary) {
+    match &s.problem {
+        None => fd_limit_event!(info, s, "open file limit and the caps within it"),
+        Some(problem) => fd_limit_event!(warn, s, problem),
+    }
+}
+
 pub fn key_option_note(line: usize, fingerprint: &str, note: &str) {
     info!(
         event = KEY_OPTION_NOTE.name,
@@ -202,13 +239,16 @@ pub struct LimitCounts {
     pub source_rate: u64,
     pub source_connections: u64,
     pub source_startups: u64,
+    pub connections_full: u64,
     pub startups_full: u64,
     pub evicted: u64,
     pub proxy_timeout: u64,
     pub banner_timeout: u64,
     pub login_timeout: u64,
     pub channel_cap: u64,
+    pub session_cap: u64,
     pub channel_rate: u64,
+    pub tunnels_full: u64,
 }
 
 pub fn limits(c: &LimitCounts) {
@@ -220,13 +260,16 @@ pub fn limits(c: &LimitCounts) {
         source_rate = c.source_rate,
         source_connections = c.source_connections,
         source_startups = c.source_startups,
+        connections_full = c.connections_full,
         startups_full = c.startups_full,
         evicted = c.evicted,
         proxy_timeout = c.proxy_timeout,
         banner_timeout = c.banner_timeout,
         login_timeout = c.login_timeout,
         channel_cap = c.channel_cap,
+        session_cap = c.session_cap,
         channel_rate = c.channel_rate,
+        tunnels_full = c.tunnels_full,
         "limit counters since start"
     );
 }
@@ -341,8 +384,10 @@ pub fn access_revoked(conn: u64, reason: &str) {
     );
 }
 
-pub fn accept_error(error: &std::io::Error) {
-    warn!(event = ACCEPT_ERROR.name, error = %error, "accept failed");
+/// `suppressed`: the failures since the last one logged, not logged themselves.
+pub fn accept_error(error: &std::io::Error, suppressed: u64) {
+    warn!(event = ACCEPT_ERROR.name, error = %error, suppressed,
+          "accept failed; the listener is kept and accept retried");
 }
 
 pub fn shutdown(signal: &str, grace: Duration) {

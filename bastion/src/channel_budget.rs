@@ -1,28 +1,42 @@
-//! How many channels one authenticated connection may hold and how fast it may open them:
-//! `BASTION_MAX_CHANNELS` open at once (tunnels and `session` channels together) and
-//! `BASTION_CHANNEL_OPEN_RATE` opens per second (bursts of as many). Beyond either, the open is
-//! refused with "resource shortage"; the connection and its other channels carry on.
+//! How many channels an authenticated connection may hold and how fast it may open them:
+//! `BASTION_MAX_CHANNELS` open at once (tunnels and `session` channels together), of which at
+//! most `BASTION_MAX_SESSIONS` `session` channels (sshd's `MaxSessions`: they run nothing here,
+//! and without this a connection's whole channel budget could be idle sessions), and
+//! `BASTION_CHANNEL_OPEN_RATE` opens per second (bursts of as many). Server-wide, tunnels hold
+//! one file descriptor each and share `BASTION_MAX_TUNNELS` ([`TunnelSlots`]). Beyond any of
+//! these the open is refused with "resource shortage"; the connection and its other channels
+//! carry on.
 
 #[cfg(test)]
 mod tests;
+mod tunnel_slots;
 
 use std::time::Instant;
 
 use crate::rate_limit::TokenBucket;
 
-/// The two settings.
+pub use tunnel_slots::{TunnelPermit, TunnelSlots};
+
+/// The channel settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelLimits {
+    /// Channels per connection.
     pub max_open: usize,
-    /// Opens per second; 0: no limit.
+    /// `session` channels per connection.
+    pub max_sessions: usize,
+    /// Opens per second per connection; 0: no limit.
     pub open_rate: u32,
+    /// Tunnels server-wide.
+    pub max_tunnels: usize,
 }
 
 /// Which limit refused an open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelRefusal {
     Cap,
+    Sessions,
     Rate,
+    Tunnels,
 }
 
 impl ChannelRefusal {
@@ -34,10 +48,20 @@ impl ChannelRefusal {
                  close some tunnels or use another connection",
                 limits.max_open
             ),
+            ChannelRefusal::Sessions => format!(
+                "too many session channels open on this connection (at most {}, \
+                 BASTION_MAX_SESSIONS); this bastion runs no commands: use ssh -N",
+                limits.max_sessions
+            ),
             ChannelRefusal::Rate => format!(
                 "channels opened too fast (at most {} per second, BASTION_CHANNEL_OPEN_RATE); \
                  retry in a moment",
                 limits.open_rate
+            ),
+            ChannelRefusal::Tunnels => format!(
+                "the bastion holds its maximum of {} tunnels (BASTION_MAX_TUNNELS, all \
+                 connections together); retry later",
+                limits.max_tunnels
             ),
         }
     }
@@ -49,7 +73,7 @@ pub struct ChannelBudget {
     limits: ChannelLimits,
     bucket: TokenBucket,
     /// Whether each refusal kind was logged already on this connection (log once, count all).
-    logged: [bool; 2],
+    logged: [bool; 4],
 }
 
 impl ChannelBudget {
@@ -57,7 +81,7 @@ impl ChannelBudget {
         ChannelBudget {
             limits,
             bucket: TokenBucket::full(limits.open_rate, Instant::now()),
-            logged: [false; 2],
+            logged: [false; 4],
         }
     }
 
@@ -75,6 +99,19 @@ impl ChannelBudget {
             return Err(ChannelRefusal::Rate);
         }
         Ok(())
+    }
+
+    /// May one more `session` channel open, with `open_now` channels and `sessions_now`
+    /// sessions open? Both caps are checked before the rate.
+    pub fn try_open_session(
+        &mut self,
+        open_now: usize,
+        sessions_now: usize,
+    ) -> Result<(), ChannelRefusal> {
+        if open_now < self.limits.max_open && sessions_now >= self.limits.max_sessions {
+            return Err(ChannelRefusal::Sessions);
+        }
+        self.try_open(open_now)
     }
 
     /// `true` the first time `refusal` happens on this connection.

@@ -141,6 +141,15 @@ pub struct Options {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_auth_tries: u32,
 
+    /// Connections at once, server-wide, authenticated or not. Each holds a file descriptor
+    /// (and each tunnel one more: BASTION_MAX_TUNNELS); with a reserve of 64 the two must fit
+    /// in the open file limit, or both are lowered at start (with a warning). At the cap a new
+    /// connection takes the place of an unauthenticated one as at BASTION_MAX_STARTUPS, or is
+    /// refused at accept, before any SSH byte.
+    #[arg(long, env = "BASTION_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+
     /// Unauthenticated connections at once, server-wide. At the cap a new connection takes the
     /// slot of the one that has made the least progress for longest (no PROXY header, then no
     /// SSH identification, then no key exchange); connections past the key exchange are never
@@ -202,6 +211,18 @@ pub struct Options {
     #[arg(long, env = "BASTION_MAX_CHANNELS", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_channels: u32,
+
+    /// Session channels (what `ssh` without -N opens; they run nothing here) one connection
+    /// may hold open, within BASTION_MAX_CHANNELS (sshd's MaxSessions).
+    #[arg(long, env = "BASTION_MAX_SESSIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_sessions: u32,
+
+    /// Tunnels at once, server-wide (all connections together); each holds a file descriptor
+    /// to its destination. More are refused with an SSH open failure naming this setting.
+    #[arg(long, env = "BASTION_MAX_TUNNELS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_tunnels: u32,
 
     /// Channel opens per second on one connection (bursts of as many); more are refused.
     /// 0: no limit.
@@ -397,6 +418,7 @@ impl Options {
             login_grace_time: self.login_grace_time,
             max_auth_tries: self.max_auth_tries,
             admission: AdmissionLimits {
+                max_connections: self.max_connections as usize,
                 max_startups: self.max_startups as usize,
                 per_source_startups: self.per_source_max_startups,
                 per_source_connections: self.per_source_max_connections,
@@ -408,7 +430,9 @@ impl Options {
             banner_timeout: self.banner_timeout,
             channels: ChannelLimits {
                 max_open: self.max_channels as usize,
+                max_sessions: self.max_sessions as usize,
                 open_rate: self.channel_open_rate,
+                max_tunnels: self.max_tunnels as usize,
             },
             keepalive_interval: (!self.keepalive_interval.is_zero())
                 .then_some(self.keepalive_interval),

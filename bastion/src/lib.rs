@@ -18,6 +18,7 @@
 //!   RSA key below `BASTION_MIN_RSA_BITS`, no security key whose touch is required).
 //! - [`key_store`]: the live key set, re-read on change and published to subscribers.
 //! - [`reload`]: the one watcher of reloadable files (poll, SIGHUP, keep the last good one).
+//! - [`fd_limit`]: the open file limit raised to the hard limit, the caps fitted into it.
 //!
 //! A connection's path:
 //! - [`server`]: accept loop, login deadline, wiring; `serve(listener, settings, shutdown)`.
@@ -30,7 +31,8 @@
 //! - [`client_policy`]: allow/deny of client addresses, hosts.allow/hosts.deny files.
 //! - [`session`]: the russh `Handler`, a thin adapter to the modules below.
 //! - [`auth`]: the authentication decision, revocation, attempt counting.
-//! - [`channel_budget`]: channels per connection, open at once and per second.
+//! - [`channel_budget`]: channels per connection (open at once, sessions, per second) and
+//!   tunnels server-wide.
 //! - [`session_channels`]: held `session` channels: the notice, refused commands.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
 //! - [`off_limits`]: link-local and EC2 metadata ranges no rule opens, in every spelling.
@@ -53,6 +55,7 @@ pub mod client_policy;
 pub mod config;
 pub mod connections;
 pub mod destination_policy;
+pub mod fd_limit;
 pub mod flow;
 pub mod healthcheck;
 pub mod host_key;

@@ -25,16 +25,19 @@ pub enum Limit {
     SourceRate,
     SourceConnections,
     SourceStartups,
+    ConnectionsFull,
     StartupsFull,
     Evicted,
     ProxyTimeout,
     BannerTimeout,
     LoginTimeout,
     ChannelCap,
+    SessionCap,
     ChannelRate,
+    TunnelsFull,
 }
 
-const LIMITS: usize = 13;
+const LIMITS: usize = 16;
 
 impl Limit {
     fn index(self) -> usize {
@@ -111,13 +114,16 @@ impl LimitCounters {
             source_rate: c(Limit::SourceRate),
             source_connections: c(Limit::SourceConnections),
             source_startups: c(Limit::SourceStartups),
+            connections_full: c(Limit::ConnectionsFull),
             startups_full: c(Limit::StartupsFull),
             evicted: c(Limit::Evicted),
             proxy_timeout: c(Limit::ProxyTimeout),
             banner_timeout: c(Limit::BannerTimeout),
             login_timeout: c(Limit::LoginTimeout),
             channel_cap: c(Limit::ChannelCap),
+            session_cap: c(Limit::SessionCap),
             channel_rate: c(Limit::ChannelRate),
+            tunnels_full: c(Limit::TunnelsFull),
         });
     }
 }

@@ -121,7 +121,7 @@ async fn healthcheck(listen: &str, timeout: std::time::Duration, proxy_local: bo
 
 async fn serve(options: bastion::config::Options) -> ExitCode {
     bastion::audit::init(options.log_format);
-    let settings = match options.into_settings() {
+    let mut settings = match options.into_settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("bastion: configuration error: {e}");
@@ -129,6 +129,10 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
         }
     };
     log_start(&settings);
+    if let Err(e) = fit_fd_caps(&mut settings) {
+        eprintln!("bastion: {e}");
+        return ExitCode::from(2);
+    }
     let listener = match bastion::server::bind(&settings).await {
         Ok(l) => l,
         Err(e) => {
@@ -169,4 +173,34 @@ fn log_start(settings: &bastion::config::Settings) {
         proxy_protocol: settings.proxy.mode.to_string(),
         clients: settings.clients.current().summary(),
     });
+}
+
+/// Raise the open file limit to the hard limit and fit `BASTION_MAX_CONNECTIONS` and
+/// `BASTION_MAX_TUNNELS` into it (lowered, with a warning, when they do not fit).
+fn fit_fd_caps(settings: &mut bastion::config::Settings) -> Result<(), String> {
+    use bastion::fd_limit::{self, FdCaps};
+    let limit = fd_limit::raise();
+    let wanted = FdCaps {
+        max_connections: settings.admission.max_connections,
+        max_tunnels: settings.channels.max_tunnels,
+    };
+    let fitted = fd_limit::fit(limit.soft, wanted)?;
+    settings.admission.max_connections = fitted.max_connections;
+    settings.channels.max_tunnels = fitted.max_tunnels;
+    let problems: Vec<String> = limit
+        .error
+        .iter()
+        .cloned()
+        .chain(fd_limit::lowered_note(limit.soft, wanted, fitted))
+        .collect();
+    bastion::audit::fd_limit(&bastion::audit::FdSummary {
+        soft_before: limit.soft_before,
+        limit: limit.soft,
+        hard: limit.hard,
+        reserve: fd_limit::RESERVE,
+        max_connections: fitted.max_connections,
+        max_tunnels: fitted.max_tunnels,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    });
+    Ok(())
 }

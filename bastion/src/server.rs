@@ -8,6 +8,7 @@
 //! The server wires the layers together and owns no policy: `admission`, `penalties`,
 //! `proxy_header`, `client_policy`, `session`, `connections` and `reload` each own theirs.
 
+mod accept_errors;
 mod gate;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::admission::{Admission, StartupSlot};
 use crate::audit;
+use crate::channel_budget::TunnelSlots;
 use crate::config::Settings;
 use crate::connections::{ConnState, Registry};
 use crate::flow::{Flow, FlowLimits, GatedStream};
@@ -41,6 +43,7 @@ use crate::proxy_header::Prefixed;
 use crate::reload::{Reloadable, Watcher, POLL_INTERVAL};
 use crate::session::{SessionHandler, SessionSettings};
 use crate::tunnel::TunnelSettings;
+use accept_errors::AcceptErrors;
 use gate::Gate;
 
 /// The identification string: no library or version to fingerprint.
@@ -152,14 +155,17 @@ pub async fn serve(
     let reporter = tokio::spawn(report_limits(server.gate.counters.clone()));
     audit::listening(local);
     tokio::pin!(shutdown);
+    let mut errors = AcceptErrors::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => accept(&server, stream, peer),
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    audit::accept_error(&e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // EMFILE and friends: back off instead of spinning; keep the listener.
+                    let pause = errors.failed(&e, Instant::now());
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
             },
             signal = &mut shutdown => {
@@ -192,6 +198,7 @@ impl Server {
                     connect_timeout: settings.connect_timeout,
                 }),
                 channels: settings.channels,
+                tunnel_slots: TunnelSlots::new(settings.channels.max_tunnels),
                 counters: counters.clone(),
             },
             flow_limits: settings.flow,
@@ -207,6 +214,7 @@ impl Server {
                 clients: settings.clients,
                 counters,
                 health_checks: AtomicU64::new(0),
+                local_is_health_check: !local.ip().is_loopback(),
             },
         }
     }
@@ -297,7 +305,8 @@ fn offence(cut: Option<Cut>, state: &ConnState) -> Offence {
 fn cut_reason(cut: Option<Cut>) -> Option<String> {
     Some(match cut? {
         Cut::Evicted(stage) => format!(
-            "evicted ({}) to make room for a new connection at BASTION_MAX_STARTUPS",
+            "evicted ({}) to make room for a new connection at BASTION_MAX_STARTUPS or \
+             BASTION_MAX_CONNECTIONS",
             stage.describe()
         ),
         Cut::BannerTimeout => "no SSH identification within BASTION_BANNER_TIMEOUT".to_owned(),

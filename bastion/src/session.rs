@@ -23,7 +23,9 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty, Sig};
 use crate::admission::StartupSlot;
 use crate::audit::{self, ConnInfo};
 use crate::auth::{Authenticator, Login, Verdict};
-use crate::channel_budget::{ChannelBudget, ChannelLimits, ChannelRefusal};
+use crate::channel_budget::{
+    ChannelBudget, ChannelLimits, ChannelRefusal, TunnelPermit, TunnelSlots,
+};
 use crate::connections::ConnState;
 use crate::flow::Flow;
 use crate::key_store::KeyStore;
@@ -38,6 +40,8 @@ pub struct SessionSettings {
     pub max_auth_tries: u32,
     pub tunnels: Arc<TunnelSettings>,
     pub channels: ChannelLimits,
+    /// `BASTION_MAX_TUNNELS`, shared by every connection.
+    pub tunnel_slots: Arc<TunnelSlots>,
     pub counters: Arc<LimitCounters>,
 }
 
@@ -55,6 +59,7 @@ pub struct SessionHandler {
     tunnels: Tunnels,
     session_channels: SessionChannels,
     channel_budget: ChannelBudget,
+    tunnel_slots: Arc<TunnelSlots>,
     counters: Arc<LimitCounters>,
     /// Requests refused so far (only the first [`LOGGED_REFUSALS`] are logged).
     refusals: u32,
@@ -85,6 +90,7 @@ impl SessionHandler {
             tunnels,
             session_channels: SessionChannels::default(),
             channel_budget: ChannelBudget::new(settings.channels),
+            tunnel_slots: settings.tunnel_slots.clone(),
             counters: settings.counters.clone(),
             refusals: 0,
         }
@@ -97,15 +103,35 @@ impl SessionHandler {
         }
     }
 
-    /// The channel cap and open rate; a refusal is counted, and logged once per connection.
-    fn channel_allowed(&mut self, conn: &ConnInfo, kind: &str) -> Result<(), String> {
+    /// A `session` channel: the channel and session caps and the open rate.
+    fn session_allowed(&mut self, conn: &ConnInfo) -> Result<(), String> {
         let open = self.tunnels.open_count() + self.session_channels.len();
-        let Err(refusal) = self.channel_budget.try_open(open) else {
-            return Ok(());
-        };
+        let sessions = self.session_channels.len();
+        match self.channel_budget.try_open_session(open, sessions) {
+            Ok(()) => Ok(()),
+            Err(refusal) => Err(self.channel_refused(conn, "session channel", refusal)),
+        }
+    }
+
+    /// A tunnel: the channel cap and open rate, then a server-wide tunnel slot.
+    fn tunnel_allowed(&mut self, conn: &ConnInfo, kind: &str) -> Result<TunnelPermit, String> {
+        let open = self.tunnels.open_count() + self.session_channels.len();
+        let allowed = self.channel_budget.try_open(open).and_then(|()| {
+            self.tunnel_slots
+                .try_acquire()
+                .ok_or(ChannelRefusal::Tunnels)
+        });
+        allowed.map_err(|refusal| self.channel_refused(conn, kind, refusal))
+    }
+
+    /// A refused open is counted, and logged once per connection and kind; returns the text
+    /// the client sees.
+    fn channel_refused(&mut self, conn: &ConnInfo, kind: &str, refusal: ChannelRefusal) -> String {
         self.counters.bump(match refusal {
             ChannelRefusal::Cap => Limit::ChannelCap,
+            ChannelRefusal::Sessions => Limit::SessionCap,
             ChannelRefusal::Rate => Limit::ChannelRate,
+            ChannelRefusal::Tunnels => Limit::TunnelsFull,
         });
         let why = refusal.message(self.channel_budget.limits());
         if self.channel_budget.first(refusal) {
@@ -115,7 +141,7 @@ impl SessionHandler {
                 &format!("{why} (further refusals on this connection are only counted)"),
             );
         }
-        Err(why)
+        why
     }
 
     /// Log a refused request; past [`LOGGED_REFUSALS`] on one connection (a flood of
@@ -253,7 +279,7 @@ impl Handler for SessionHandler {
             reply.reject(prohibited("not authenticated")).await;
             return Ok(());
         };
-        if let Err(why) = self.channel_allowed(&conn, "session channel") {
+        if let Err(why) = self.session_allowed(&conn) {
             reply.reject(shortage(&why)).await;
             return Ok(());
         }
@@ -277,13 +303,17 @@ impl Handler for SessionHandler {
             return Ok(());
         };
         let (host, port) = (host_to_connect, port_to_connect);
-        if let Err(why) = self.channel_allowed(&conn, &format!("{host}:{port}")) {
-            reply.reject(shortage(&why)).await;
-            return Ok(());
-        }
+        let permit = match self.tunnel_allowed(&conn, &format!("{host}:{port}")) {
+            Ok(permit) => permit,
+            Err(why) => {
+                reply.reject(shortage(&why)).await;
+                return Ok(());
+            }
+        };
         let restrictions = self.state.restrictions();
+        let request = crate::tunnel::Request { host, port, permit };
         self.tunnels
-            .open(conn, &restrictions, channel, host, port, reply)
+            .open(conn, &restrictions, channel, request, reply)
             .await;
         Ok(())
     }

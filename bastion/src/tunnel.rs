@@ -1,7 +1,7 @@
 //! Tunnels: the `direct-tcpip` channels of one connection, from the open request to the close.
 //!
-//! Opening a tunnel is one path (after the session's channel budget, `channel_budget`): the
-//! key's `permitopen` → resolve and check the destination (`destination_policy`, then
+//! Opening a tunnel is one path (after the session's channel budget and a server-wide tunnel
+//! slot, `channel_budget`, held until the destination socket is closed): the key's `permitopen` → resolve and check the destination (`destination_policy`, then
 //! `own_listener`: never the bastion itself) → connect → reply → audit →
 //! count it open → copy bytes both ways ([`pump`]) → audit its close → stop counting once the
 //! client has closed the channel (shutdown waits for that). A refusal at any step is the SSH
@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 pub use pump::{pump, CloseReason, TunnelReport};
 
 use crate::audit::{self, ConnInfo, TunnelTotals};
+use crate::channel_budget::TunnelPermit;
 use crate::connections::ConnState;
 use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
@@ -64,6 +65,14 @@ pub fn prohibited(reason: &str) -> ChannelOpenFailure {
     failure(ChannelOpenFailure::AdministrativelyProhibited, reason)
 }
 
+/// A `direct-tcpip` request that passed the channel budget.
+pub struct Request<'a> {
+    pub host: &'a str,
+    pub port: u32,
+    /// Its `BASTION_MAX_TUNNELS` slot, held until the destination socket is closed.
+    pub permit: TunnelPermit,
+}
+
 /// The tunnels of one connection, by channel.
 pub struct Tunnels {
     channels: HashMap<ChannelId, Arc<ChannelQueue>>,
@@ -89,10 +98,10 @@ impl Tunnels {
         conn: Arc<ConnInfo>,
         restrictions: &KeyRestrictions,
         channel: Channel<Msg>,
-        host: &str,
-        port: u32,
+        request: Request<'_>,
         reply: ChannelOpenHandle,
     ) {
+        let Request { host, port, permit } = request;
         let destination = format!("{host}:{port}");
         let admitted = match u16::try_from(port) {
             Ok(p) if p != 0 => self.admit(restrictions, &destination, host, p),
@@ -117,6 +126,7 @@ impl Tunnels {
             flow: self.flow.clone(),
             state: self.state.clone(),
             settings: self.settings.clone(),
+            _permit: permit,
         };
         tokio::spawn(opening.run(channel, reply));
     }
@@ -196,6 +206,8 @@ struct Opening {
     flow: Arc<Flow>,
     state: Arc<ConnState>,
     settings: Arc<TunnelSettings>,
+    /// Freed when this tunnel's task ends, after its destination socket is closed.
+    _permit: TunnelPermit,
 }
 
 impl Opening {

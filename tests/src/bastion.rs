@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::locate::bastion_bin;
+use crate::locate::{bastion_bin, require_tool};
 use crate::process::{
     parse_events, peak_rss_kib, rss_kib, run_command, ChildGuard, Finished, Input,
 };
@@ -86,6 +86,18 @@ impl BastionBuilder {
         self.wrapper = wrapper;
         self.wrapper.push(inner.into());
         self
+    }
+
+    /// Start the bastion with the open file limit `soft`:`hard`, through `prlimit` (util-linux),
+    /// which sets it and then executes the bastion (same process, same pid).
+    pub fn nofile(self, soft: u64, hard: u64) -> BastionBuilder {
+        let prlimit = require_tool("prlimit");
+        let wrapper = vec![
+            prlimit.into(),
+            format!("--nofile={soft}:{hard}").into(),
+            "--".into(),
+        ];
+        self.wrapped_in(wrapper, bastion_bin())
     }
 
     pub fn command(&self) -> Command {

@@ -290,6 +290,9 @@ fn invalid_durations_and_numbers_name_the_variable() {
         ("BASTION_CONNECT_TIMEOUT", "10 parsecs"),
         ("BASTION_TUNNEL_STALL_TIMEOUT", "x"),
         ("BASTION_MAX_AUTH_TRIES", "many"),
+        ("BASTION_MAX_CONNECTIONS", "0"),
+        ("BASTION_MAX_TUNNELS", "lots"),
+        ("BASTION_MAX_SESSIONS", "-1"),
         ("BASTION_LOG_FORMAT", "xml"),
     ] {
         let stderr = refused(dir.bastion().env(setting, bad), &format!("{setting}={bad}"));

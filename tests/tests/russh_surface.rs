@@ -144,11 +144,56 @@ fn channels_beyond_bastion_max_channels_are_refused_until_one_closes() {
     setup.bounded("channel cap");
 }
 
+/// `BASTION_MAX_SESSIONS` (default 10, sshd's `MaxSessions`): ten session channels open at
+/// once, the eleventh is refused with an SSH open failure (logged once, naming the setting)
+/// while tunnels still open on the same connection, and closing one lets a new one open. With
+/// `BASTION_MAX_CONNECTIONS`, this bounds the idle session channels of the whole bastion.
+#[test]
+fn session_channels_beyond_bastion_max_sessions_are_refused() {
+    let mut setup = start(&[]);
+    let dest = setup.echo.spec();
+    let mut peer = setup.peer("channels", &["--dest", &dest, "--reply-timeout", "30"]);
+    peer.expect_event("ready", Duration::from_secs(30));
+    let t = Duration::from_secs(60);
+    let sessions = peer.command("open session 15", t);
+    println!("15 session channels asked: {sessions}");
+    assert_eq!(
+        (count(&sessions, "accepted"), count(&sessions, "refused")),
+        (10, 5),
+        "session channels beyond the default BASTION_MAX_SESSIONS=10: {sessions}"
+    );
+    let tunnel = peer.command("open direct-tcpip 1", t);
+    assert_eq!(
+        count(&tunnel, "accepted"),
+        1,
+        "a tunnel beside them: {tunnel}"
+    );
+    peer.command("close 1", t);
+    let again = peer.command("open session 1", t);
+    assert_eq!(count(&again, "accepted"), 1, "after one closed: {again}");
+    let logged: Vec<_> = setup
+        .bastion
+        .events_named("tunnel_refused")
+        .into_iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("BASTION_MAX_SESSIONS"))
+        })
+        .collect();
+    assert_eq!(logged.len(), 1, "logged once per connection: {logged:?}");
+    setup.bounded("session cap");
+}
+
 /// `BASTION_CHANNEL_OPEN_RATE=10`: a burst of 100 opens gets about the bucket's 10 accepted and
-/// the rest refused; a second later about 10 more are accepted.
+/// the rest refused; a second later about 10 more are accepted. (`BASTION_MAX_SESSIONS` is
+/// raised so that only the rate refuses these session channels.)
 #[test]
 fn channel_opens_beyond_bastion_channel_open_rate_are_refused() {
-    let mut setup = start(&[("BASTION_CHANNEL_OPEN_RATE", "10")]);
+    let mut setup = start(&[
+        ("BASTION_CHANNEL_OPEN_RATE", "10"),
+        ("BASTION_MAX_SESSIONS", "256"),
+    ]);
     let dest = setup.echo.spec();
     let mut peer = setup.peer("channels", &["--dest", &dest, "--reply-timeout", "30"]);
     peer.expect_event("ready", Duration::from_secs(30));

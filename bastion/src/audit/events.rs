@@ -29,6 +29,8 @@ events! {
         "the host key in use at start (`generated` is a warning: clients will see a new key after a restart)";
     CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients"]
         "the configuration in force at start";
+    FD_LIMIT = "fd_limit" ["soft_before", "limit", "hard", "reserve", "max_connections", "max_tunnels"]
+        "the open file limit at start (the soft limit as found, raised to the hard one) and the `BASTION_MAX_CONNECTIONS` and `BASTION_MAX_TUNNELS` in force, which fit in it with `reserve` to spare; at warn level when the caps had to be lowered to fit or the limit could not be raised";
     KEY_OPTION_NOTE = "key_option_note" ["line", "fingerprint", "note"]
         "an `authorized_keys` option that has no effect on a forward-only server, or (at warn level) a line that cannot work as written: a `from=` host name, a security key without `no-touch-required`";
     KEY_LINE_REJECTED = "key_line_rejected" ["source", "line", "error"]
@@ -56,7 +58,7 @@ events! {
     REQUEST_REFUSED = "request_refused" ["conn", "client", "kind", "detail"]
         "a refused request: password, shell command, sftp, agent, X11, `-R`, Unix sockets";
     TUNNEL_REFUSED = "tunnel_refused" ["conn", "client", "user", "fingerprint", "destination", "reason"]
-        "a tunnel was refused (policy, `permitopen`, unreachable; `BASTION_MAX_CHANNELS` and `BASTION_CHANNEL_OPEN_RATE` refusals are logged once per connection and counted in `limits`)";
+        "a tunnel (or a `session` channel) was refused (policy, `permitopen`, unreachable; refusals by `BASTION_MAX_CHANNELS`, `BASTION_MAX_SESSIONS`, `BASTION_CHANNEL_OPEN_RATE` and `BASTION_MAX_TUNNELS` are logged once per connection and limit, and counted in `limits`)";
     TUNNEL_OPEN = "tunnel_open" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved"]
         "a tunnel is connected to its destination";
     TUNNEL_CLOSE = "tunnel_close" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved", "bytes_to_destination", "bytes_from_destination", "duration_ms", "reason"]
@@ -77,10 +79,10 @@ events! {
         "the client rule files were re-read (SIGHUP, or after a failure) and are unchanged";
     CLIENT_POLICY_RELOAD_FAILED = "client_policy_reload_failed" ["trigger", "error"]
         "a changed hosts file is broken: the previous client rules stay in force";
-    ACCEPT_ERROR = "accept_error" ["error"]
-        "`accept` failed (for example out of file descriptors); retried after 100 ms";
-    LIMITS = "limits" ["client_rules", "penalised", "penalties_started", "source_rate", "source_connections", "source_startups", "startups_full", "evicted", "proxy_timeout", "banner_timeout", "login_timeout", "channel_cap", "channel_rate"]
-        "once a minute when one changed, and at shutdown: how many times each limit bit since start (refusals at accept by rule, penalty and per-source limit; evictions; deadlines; refused channel opens)";
+    ACCEPT_ERROR = "accept_error" ["error", "suppressed"]
+        "`accept` failed (for example out of file descriptors, which the caps and their reserve should prevent); retried after 100 ms (at once for a connection reset before it was accepted), logged at most once a minute with the number of failures not logged since the last one (`suppressed`)";
+    LIMITS = "limits" ["client_rules", "penalised", "penalties_started", "source_rate", "source_connections", "source_startups", "connections_full", "startups_full", "evicted", "proxy_timeout", "banner_timeout", "login_timeout", "channel_cap", "session_cap", "channel_rate", "tunnels_full"]
+        "once a minute when one changed, and at shutdown: how many times each limit bit since start (refusals at accept by rule, penalty, per-source limit and `BASTION_MAX_CONNECTIONS`; evictions; deadlines; channel opens refused by `BASTION_MAX_CHANNELS`, `BASTION_MAX_SESSIONS`, `BASTION_CHANNEL_OPEN_RATE` and `BASTION_MAX_TUNNELS`)";
     SHUTDOWN = "shutdown" ["signal", "grace_s"]
         "SIGTERM/SIGINT: the listener is closed, open tunnels may finish";
     SHUTDOWN_GRACE_EXPIRED = "shutdown_grace_expired" ["connections"]

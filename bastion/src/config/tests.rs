@@ -51,6 +51,13 @@ fn flood_limits_have_safe_defaults() {
     assert_eq!(s.banner_timeout, Duration::from_secs(5));
     assert_eq!(s.channels.max_open, 256);
     assert_eq!(s.channels.open_rate, 50);
+    assert_eq!(s.admission.max_connections, 1024);
+    assert_eq!(s.channels.max_sessions, 10);
+    assert_eq!(s.channels.max_tunnels, 4096);
+    for flag in ["--max-connections", "--max-sessions", "--max-tunnels"] {
+        let parsed = Cli::try_parse_from(["bastion", flag, "0"]);
+        assert!(parsed.is_err(), "{flag} 0 is refused");
+    }
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub(super) struct Gate {
     pub clients: Arc<LivePolicy>,
     pub counters: Arc<LimitCounters>,
     pub health_checks: AtomicU64,
+    /// The bastion listens on a non-loopback address, so a loopback peer is a process of the
+    /// task (the container's health check), let in a little past `BASTION_MAX_CONNECTIONS`.
+    pub local_is_health_check: bool,
 }
 
 /// A client that passed the rules and penalties: whether it may ever be penalised.
@@ -60,6 +63,7 @@ fn limit_of(refusal: Refusal) -> Limit {
         Refusal::SourceRate => Limit::SourceRate,
         Refusal::SourceConnections => Limit::SourceConnections,
         Refusal::SourceStartups => Limit::SourceStartups,
+        Refusal::Connections => Limit::ConnectionsFull,
         Refusal::Startups => Limit::StartupsFull,
     }
 }
@@ -84,7 +88,8 @@ impl Gate {
             None => None,
         };
         let source = client.map(|c| self.blocks.source(c.ip()));
-        match self.admission.admit(source) {
+        let local = self.local_is_health_check && peer.ip().to_canonical().is_loopback();
+        match self.admission.admit(source, local) {
             Ok((ticket, slot, evicted)) => {
                 if evicted.is_some() {
                     self.counters.bump(Limit::Evicted);
@@ -140,6 +145,11 @@ impl Gate {
                 Refusal::Startups => "every pre-authentication slot holds a connection that is \
                                       logging in"
                     .to_owned(),
+                Refusal::Connections => format!(
+                    "the bastion holds its maximum number of connections and none can be \
+                     evicted; past {LOGGED_PER_PERIOD} a minute from one source, refusals are \
+                     only counted"
+                ),
                 _ => format!(
                     "over this source's limit ({source}); past {LOGGED_PER_PERIOD} a minute, \
                      refusals are only counted"
