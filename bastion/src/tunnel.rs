@@ -32,12 +32,16 @@ use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
 use crate::key_options::KeyRestrictions;
 use crate::own_listener::OwnListeners;
+use crate::resolver::{ConnectionLookups, Resolver};
 
-/// Where tunnels may go and how long connecting may take (shared by every connection).
+/// Where tunnels may go, how names are looked up and how long connecting may take (shared by
+/// every connection).
 pub struct TunnelSettings {
     pub destinations: DestinationPolicy,
     /// The bastion's own listeners, refused whatever the rules.
     pub own_listeners: OwnListeners,
+    /// Name lookups; each connection takes its own bounded share (`Tunnels::new`).
+    pub resolver: Arc<Resolver>,
     pub connect_timeout: Duration,
 }
 
@@ -70,15 +74,19 @@ pub struct Tunnels {
     flow: Arc<Flow>,
     state: Arc<ConnState>,
     settings: Arc<TunnelSettings>,
+    /// This connection's name lookups (its own slots).
+    lookups: Arc<ConnectionLookups>,
 }
 
 impl Tunnels {
     pub fn new(flow: Arc<Flow>, state: Arc<ConnState>, settings: Arc<TunnelSettings>) -> Self {
+        let lookups = Arc::new(settings.resolver.for_connection());
         Tunnels {
             channels: HashMap::new(),
             flow,
             state,
             settings,
+            lookups,
         }
     }
 
@@ -117,6 +125,7 @@ impl Tunnels {
             flow: self.flow.clone(),
             state: self.state.clone(),
             settings: self.settings.clone(),
+            lookups: self.lookups.clone(),
         };
         tokio::spawn(opening.run(channel, reply));
     }
@@ -196,6 +205,7 @@ struct Opening {
     flow: Arc<Flow>,
     state: Arc<ConnState>,
     settings: Arc<TunnelSettings>,
+    lookups: Arc<ConnectionLookups>,
 }
 
 impl Opening {
@@ -244,7 +254,8 @@ impl Opening {
     async fn reach(&self) -> Result<(TcpStream, SocketAddr), Refused> {
         let timeout = self.settings.connect_timeout;
         let policy = &self.settings.destinations;
-        let addrs = match policy.resolve(&self.host, self.port, timeout).await {
+        let resolved = policy.resolve(&self.host, self.port, &self.lookups, timeout);
+        let addrs = match resolved.await {
             Ok(addrs) => addrs,
             Err(Refusal::Prohibited(t)) => return Err((PROHIBITED, t)),
             Err(Refusal::Unresolvable(t)) => return Err((ChannelOpenFailure::ConnectFailed, t)),

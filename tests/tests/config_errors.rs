@@ -291,6 +291,8 @@ fn invalid_durations_and_numbers_name_the_variable() {
         ("BASTION_TUNNEL_STALL_TIMEOUT", "x"),
         ("BASTION_MAX_AUTH_TRIES", "many"),
         ("BASTION_LOG_FORMAT", "xml"),
+        ("BASTION_DNS_MAX_LOOKUPS", "0"),
+        ("BASTION_DNS_MAX_LOOKUPS_PER_CONNECTION", "lots"),
     ] {
         let stderr = refused(dir.bastion().env(setting, bad), &format!("{setting}={bad}"));
         assert_mentions(&stderr, &[setting, bad], &format!("{setting}={bad}"));

@@ -27,8 +27,8 @@ macro_rules! events {
 events! {
     HOST_KEY = "host_key" ["fingerprint", "source"]
         "the host key in use at start (`generated` is a warning: clients will see a new key after a restart)";
-    CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients"]
-        "the configuration in force at start";
+    CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients", "name_lookups"]
+        "the configuration in force at start (`name_lookups`: the DNS servers, search list and options read from `/etc/resolv.conf`, and the lookup limits)";
     KEY_OPTION_NOTE = "key_option_note" ["line", "fingerprint", "note"]
         "an `authorized_keys` option that has no effect on a forward-only server, or (at warn level) a line that cannot work as written: a `from=` host name, a security key without `no-touch-required`";
     KEY_LINE_REJECTED = "key_line_rejected" ["source", "line", "error"]
