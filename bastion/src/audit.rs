@@ -72,6 +72,7 @@ pub struct ConfigSummary {
     pub permit_open: String,
     pub proxy_protocol: String,
     pub clients: String,
+    pub name_lookups: String,
 }
 
 /// How bad a PROXY header problem is, which decides the level it is logged at.
@@ -114,7 +115,8 @@ pub fn config(c: &ConfigSummary) {
     info!(event = CONFIG.name, authorized_keys = c.authorized_keys,
           certificate_authorities = c.certificate_authorities, revoked = c.revoked,
           keys_source = %c.keys_source, permit_open = %c.permit_open,
-          proxy_protocol = %c.proxy_protocol, clients = %c.clients, "configuration loaded");
+          proxy_protocol = %c.proxy_protocol, clients = %c.clients,
+          name_lookups = %c.name_lookups, "configuration loaded");
 }
 
 /// The open file limit at start and the caps fitted in it.

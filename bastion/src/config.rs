@@ -27,6 +27,7 @@ use crate::key_strength::MinRsaBits;
 use crate::net::{self, Brackets, Nat64};
 use crate::penalties::{PenaltyExempt, PenaltySettings};
 use crate::proxy_header::{ProxyConfig, ProxyMode};
+use crate::resolver::{LookupLimits, Resolver};
 use crate::source::NetBlockSize;
 
 /// Forward-only SSH jumpbox: `ssh -L`, `ssh -W` and `ProxyJump` tunnels, and nothing else.
@@ -239,6 +240,21 @@ pub struct Options {
     #[arg(long, env = "BASTION_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
+    /// Name lookups of tunnel destinations (DNS queries to the servers of /etc/resolv.conf)
+    /// in progress at once on the whole bastion; more wait for a slot, within
+    /// BASTION_CONNECT_TIMEOUT. Names in /etc/hosts and IP literals need no slot.
+    #[arg(long, env = "BASTION_DNS_MAX_LOOKUPS", default_value_t = LookupLimits::DEFAULT_TOTAL,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub dns_max_lookups: u32,
+
+    /// Name lookups in progress at once on one connection; its others wait for a slot, within
+    /// BASTION_CONNECT_TIMEOUT. Keeps a few connections from taking every slot of
+    /// BASTION_DNS_MAX_LOOKUPS with names whose DNS server never answers.
+    #[arg(long, env = "BASTION_DNS_MAX_LOOKUPS_PER_CONNECTION",
+          default_value_t = LookupLimits::DEFAULT_PER_CONNECTION,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub dns_max_lookups_per_connection: u32,
+
     /// A tunnel whose destination accepts no bytes for this long while data waits for it is
     /// closed, so one stuck destination cannot hold the connection's other tunnels.
     #[arg(long, env = "BASTION_TUNNEL_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -296,6 +312,8 @@ pub struct Settings {
     pub channels: ChannelLimits,
     pub keepalive_interval: Option<Duration>,
     pub connect_timeout: Duration,
+    /// Name lookups of destinations (`/etc/resolv.conf`, `/etc/hosts`, read at start).
+    pub resolver: Arc<Resolver>,
     pub flow: FlowLimits,
     pub proxy: ProxyConfig,
     pub clients: Arc<LivePolicy>,
@@ -392,6 +410,11 @@ impl Options {
         .map_err(|e| ConfigError(e.to_string()))?;
         let destinations =
             DestinationPolicy::parse(&self.permit_open).map_err(|e| ConfigError(e.to_string()))?;
+        let resolver = Resolver::from_system(LookupLimits {
+            total: self.dns_max_lookups as usize,
+            per_connection: self.dns_max_lookups_per_connection as usize,
+        })
+        .map_err(ConfigError)?;
         let net_blocks = NetBlockSize::parse(&self.per_source_net_block_size)
             .map_err(|e| ConfigError(format!("BASTION_PER_SOURCE_NET_BLOCK_SIZE: {e}")))?;
         let penalties = PenaltySettings::parse(&self.per_source_penalties)
@@ -437,6 +460,7 @@ impl Options {
             keepalive_interval: (!self.keepalive_interval.is_zero())
                 .then_some(self.keepalive_interval),
             connect_timeout: self.connect_timeout,
+            resolver: Arc::new(resolver),
             flow: FlowLimits {
                 stall_timeout: self.tunnel_stall_timeout,
                 ..FlowLimits::default()

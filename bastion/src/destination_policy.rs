@@ -5,7 +5,9 @@
 //!
 //! A destination name is resolved exactly once, every resolved address is checked, and the
 //! caller connects only to the returned addresses. There is no second lookup, so a DNS answer
-//! that changes between "check" and "connect" (rebinding) cannot slip past the policy.
+//! that changes between "check" and "connect" (rebinding) cannot slip past the policy. The
+//! lookup itself (`/etc/hosts`, then DNS, bounded per connection, in total and in time) is
+//! the `resolver` module's.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -15,6 +17,7 @@ use ipnet::IpNet;
 
 use crate::net::{self, Compatible, Escape, Nat64, Quoting};
 use crate::off_limits::{self, Hit};
+use crate::resolver::ConnectionLookups;
 
 mod rule;
 
@@ -175,15 +178,17 @@ impl DestinationPolicy {
         self.check(requested_host, requested.as_ref(), addr, port)
     }
 
-    /// Validate the host string, resolve it once (IP literals are not looked up; names via
-    /// `tokio::net::lookup_host` bounded by `timeout`), check EVERY resolved address, and
-    /// return the deduplicated checked addresses in resolver order. Any address failing =>
-    /// the whole request is refused. Addresses are returned as resolved (an IPv4-mapped
-    /// address stays mapped); they were checked as the IPv4 address they stand for.
+    /// Validate the host string, resolve it once (IP literals are not looked up; names by
+    /// the connection's `lookups`, `/etc/hosts` then DNS, bounded by `timeout`), check EVERY
+    /// resolved address, and return the deduplicated checked addresses in resolver order. Any
+    /// address failing => the whole request is refused. Addresses are returned as resolved
+    /// (an IPv4-mapped address stays mapped); they were checked as the IPv4 address they
+    /// stand for.
     pub async fn resolve(
         &self,
         host: &str,
         port: u16,
+        lookups: &ConnectionLookups,
         timeout: Duration,
     ) -> Result<Vec<SocketAddr>, Refusal> {
         let requested = classify(host).map_err(|why| {
@@ -194,23 +199,18 @@ impl DestinationPolicy {
         })?;
         let found: Vec<SocketAddr> = match &requested {
             Requested::Literal(ip) => vec![SocketAddr::new(*ip, port)],
-            Requested::Name(_) => {
-                match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
-                    Err(_) => {
-                        return Err(Refusal::Unresolvable(format!(
-                            "cannot resolve {}: no answer within {timeout:?}",
-                            shown(host)
-                        )))
-                    }
-                    Ok(Err(e)) => {
-                        return Err(Refusal::Unresolvable(format!(
-                            "cannot resolve {}: {e}",
-                            shown(host)
-                        )))
-                    }
-                    Ok(Ok(addrs)) => addrs.collect(),
+            Requested::Name(_) => match lookups.lookup(host, timeout).await {
+                Ok(ips) => ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect(),
+                Err(e) => {
+                    return Err(Refusal::Unresolvable(format!(
+                        "cannot resolve {}: {e}",
+                        shown(host)
+                    )))
                 }
-            }
+            },
         };
         let mut addrs: Vec<SocketAddr> = Vec::with_capacity(found.len());
         for a in found {

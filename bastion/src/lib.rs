@@ -35,6 +35,8 @@
 //!   tunnels server-wide.
 //! - [`session_channels`]: held `session` channels: the notice, refused commands.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
+//! - [`resolver`]: the name lookups of destinations: `/etc/hosts`, then DNS, bounded per
+//!   connection, in total and in time.
 //! - [`off_limits`]: link-local and EC2 metadata ranges no rule opens, in every spelling.
 //! - [`own_listener`]: the bastion's own listening sockets, never a tunnel's destination.
 //! - [`tunnel`]: opening a tunnel and copying bytes both ways with half-close.
@@ -71,6 +73,7 @@ pub mod progress;
 pub mod proxy_header;
 pub mod rate_limit;
 pub mod reload;
+pub mod resolver;
 pub mod server;
 pub mod session;
 pub mod session_channels;

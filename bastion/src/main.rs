@@ -48,6 +48,7 @@ fn check_config(options: bastion::config::Options) -> ExitCode {
     println!("permit_open: {}", settings.destinations.describe());
     println!("proxy_protocol: {}", settings.proxy.mode);
     println!("clients: {}", settings.clients.current().summary());
+    println!("name_lookups: {}", settings.resolver.describe());
     println!(
         "authorized_keys: {} keys, {} rejected lines",
         keys.keys.len(),
@@ -172,6 +173,7 @@ fn log_start(settings: &bastion::config::Settings) {
         permit_open: settings.destinations.describe(),
         proxy_protocol: settings.proxy.mode.to_string(),
         clients: settings.clients.current().summary(),
+        name_lookups: settings.resolver.describe().to_owned(),
     });
 }
 

@@ -195,6 +195,7 @@ impl Server {
                 tunnels: Arc::new(TunnelSettings {
                     destinations: settings.destinations,
                     own_listeners: OwnListeners::new(vec![local]),
+                    resolver: settings.resolver,
                     connect_timeout: settings.connect_timeout,
                 }),
                 channels: settings.channels,

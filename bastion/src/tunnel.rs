@@ -33,12 +33,16 @@ use crate::destination_policy::{DestinationPolicy, Refusal};
 use crate::flow::{ChannelQueue, Flow, PushError};
 use crate::key_options::KeyRestrictions;
 use crate::own_listener::OwnListeners;
+use crate::resolver::{ConnectionLookups, Resolver};
 
-/// Where tunnels may go and how long connecting may take (shared by every connection).
+/// Where tunnels may go, how names are looked up and how long connecting may take (shared by
+/// every connection).
 pub struct TunnelSettings {
     pub destinations: DestinationPolicy,
     /// The bastion's own listeners, refused whatever the rules.
     pub own_listeners: OwnListeners,
+    /// Name lookups; each connection takes its own bounded share (`Tunnels::new`).
+    pub resolver: Arc<Resolver>,
     pub connect_timeout: Duration,
 }
 
@@ -79,15 +83,19 @@ pub struct Tunnels {
     flow: Arc<Flow>,
     state: Arc<ConnState>,
     settings: Arc<TunnelSettings>,
+    /// This connection's name lookups (its own slots).
+    lookups: Arc<ConnectionLookups>,
 }
 
 impl Tunnels {
     pub fn new(flow: Arc<Flow>, state: Arc<ConnState>, settings: Arc<TunnelSettings>) -> Self {
+        let lookups = Arc::new(settings.resolver.for_connection());
         Tunnels {
             channels: HashMap::new(),
             flow,
             state,
             settings,
+            lookups,
         }
     }
 
@@ -127,6 +135,7 @@ impl Tunnels {
             state: self.state.clone(),
             settings: self.settings.clone(),
             _permit: permit,
+            lookups: self.lookups.clone(),
         };
         tokio::spawn(opening.run(channel, reply));
     }
@@ -208,6 +217,7 @@ struct Opening {
     settings: Arc<TunnelSettings>,
     /// Freed when this tunnel's task ends, after its destination socket is closed.
     _permit: TunnelPermit,
+    lookups: Arc<ConnectionLookups>,
 }
 
 impl Opening {
@@ -256,7 +266,8 @@ impl Opening {
     async fn reach(&self) -> Result<(TcpStream, SocketAddr), Refused> {
         let timeout = self.settings.connect_timeout;
         let policy = &self.settings.destinations;
-        let addrs = match policy.resolve(&self.host, self.port, timeout).await {
+        let resolved = policy.resolve(&self.host, self.port, &self.lookups, timeout);
+        let addrs = match resolved.await {
             Ok(addrs) => addrs,
             Err(Refusal::Prohibited(t)) => return Err((PROHIBITED, t)),
             Err(Refusal::Unresolvable(t)) => return Err((ChannelOpenFailure::ConnectFailed, t)),

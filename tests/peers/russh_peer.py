@@ -142,6 +142,7 @@ def open_nowait(transport, kind, dest, max_packet):
         m.add_int(max_packet)
         if kind == "direct-tcpip":
             host, port = dest.rsplit(":", 1)
+            host = host.replace("{n}", str(chanid))
             m.add_string(host)
             m.add_int(int(port))
             m.add_string("127.0.0.1")
@@ -200,7 +201,8 @@ def echo_through(chan, payload):
 
 def channels(transport, args):
     """Interactive: one command per stdin line, one JSON reply per command.
-      open KIND COUNT [MAX_PACKET]  open COUNT channels at once (session, direct-tcpip, mixed)
+      open KIND COUNT [MAX_PACKET]  open COUNT channels at once (session, direct-tcpip, mixed);
+                                    `{n}` in --dest's host becomes each channel's number
       close N                       close N of the open channels, wait for the server's CLOSE
       echo                          a round trip through the first open direct-tcpip channel
       adjust                        two window adjusts of 2^32-1 on the first tunnel

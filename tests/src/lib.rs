@@ -22,6 +22,8 @@
 //! - [`testdir`]: [`TestDir`], a temporary directory with an authorized client key.
 //! - [`data`]: deterministic [`Pattern`] streams, SHA-256 digests, echo round trips.
 //! - [`servers`]: [`TestServer`], the loopback destinations the tunnels lead to.
+//! - [`dns`]: [`DnsServer`], a DNS server that answers some names and ignores the rest, and
+//!   the wrapper that shows the bastion a test `resolv.conf` and `hosts`.
 //! - [`attempts`]: one `ssh -W` run and the checks on what it achieved.
 //! - [`peers`]: the non-OpenSSH attacking peers (paramiko, raw protocol) under `tests/peers/`.
 //! - [`attack`]: [`Attack`], one attacker and one innocent user against a fresh bastion.
@@ -34,6 +36,7 @@ pub mod attempts;
 pub mod bastion;
 pub mod capture;
 pub mod data;
+pub mod dns;
 pub mod keys;
 pub mod locate;
 pub mod netns;
@@ -51,6 +54,7 @@ pub use attempts::*;
 pub use bastion::*;
 pub use capture::*;
 pub use data::*;
+pub use dns::*;
 pub use keys::*;
 pub use locate::*;
 pub use netns::*;

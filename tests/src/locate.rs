@@ -85,3 +85,18 @@ pub fn require_ssh_tools() {
         require_tool(tool);
     }
 }
+
+/// Panics unless this process runs as root (mount namespaces, bind mounts, chroot, port 53);
+/// `why` says what needs it.
+pub fn require_root(why: &str) {
+    let out = crate::process::run_command(
+        std::process::Command::new("id").arg("-u"),
+        "id -u",
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        "0",
+        "{why} need root; run them through scripts/test.sh as root"
+    );
+}

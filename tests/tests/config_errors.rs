@@ -294,6 +294,8 @@ fn invalid_durations_and_numbers_name_the_variable() {
         ("BASTION_MAX_TUNNELS", "lots"),
         ("BASTION_MAX_SESSIONS", "-1"),
         ("BASTION_LOG_FORMAT", "xml"),
+        ("BASTION_DNS_MAX_LOOKUPS", "0"),
+        ("BASTION_DNS_MAX_LOOKUPS_PER_CONNECTION", "lots"),
     ] {
         let stderr = refused(dir.bastion().env(setting, bad), &format!("{setting}={bad}"));
         assert_mentions(&stderr, &[setting, bad], &format!("{setting}={bad}"));

@@ -22,17 +22,7 @@ use e2e::{
 };
 
 fn require_root() {
-    let out = run_command(
-        Command::new("id").arg("-u"),
-        "id -u",
-        Duration::from_secs(10),
-    );
-    assert_eq!(
-        out.stdout.trim(),
-        "0",
-        "the static-binary tests need root (mount namespace and chroot); run them through \
-         scripts/test.sh as root"
-    );
+    e2e::require_root("the static-binary tests (mount namespace and chroot)");
 }
 
 /// An empty root holding only `binary` (as `/name`).

@@ -27,8 +27,8 @@ macro_rules! events {
 events! {
     HOST_KEY = "host_key" ["fingerprint", "source"]
         "the host key in use at start (`generated` is a warning: clients will see a new key after a restart)";
-    CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients"]
-        "the configuration in force at start";
+    CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients", "name_lookups"]
+        "the configuration in force at start (`name_lookups`: the DNS servers, search list and options read from `/etc/resolv.conf`, and the lookup limits)";
     FD_LIMIT = "fd_limit" ["soft_before", "limit", "hard", "reserve", "max_connections", "max_tunnels"]
         "the open file limit at start (the soft limit as found, raised to the hard one) and the `BASTION_MAX_CONNECTIONS` and `BASTION_MAX_TUNNELS` in force, which fit in it with `reserve` to spare; at warn level when the caps had to be lowered to fit or the limit could not be raised";
     KEY_OPTION_NOTE = "key_option_note" ["line", "fingerprint", "note"]

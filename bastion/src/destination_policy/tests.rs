@@ -1,5 +1,9 @@
 use super::*;
 
+use std::sync::Arc;
+
+use crate::resolver::{LookupLimits, Resolver};
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -27,6 +31,22 @@ fn prohibited(r: Result<(), Refusal>) -> String {
 }
 
 const T: Duration = Duration::from_secs(3);
+
+/// The hosts file of these tests (no DNS server is asked: names not listed here are special
+/// names, answered by the resolver itself, or `.invalid`).
+const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost\n10.9.8.7 db.hosts.test\n\
+                     10.9.8.8 split.hosts.test\n169.254.169.254 split.hosts.test\n";
+
+/// A connection's lookups, with [`HOSTS`] as `/etc/hosts`.
+fn lookups() -> ConnectionLookups {
+    let limits = LookupLimits {
+        total: 4,
+        per_connection: 2,
+    };
+    let resolver = Resolver::new(Some(b"nameserver 127.0.0.1\n"), HOSTS.as_bytes(), limits)
+        .expect("test resolver");
+    Arc::new(resolver).for_connection()
+}
 
 #[test]
 fn every_rule_form_parses() {
@@ -438,7 +458,7 @@ fn exact_name_rules_are_case_insensitive() {
 #[tokio::test]
 async fn name_rule_does_not_open_loopback() {
     let p = policy("localhost:22");
-    let m = match p.resolve("localhost", 22, T).await {
+    let m = match p.resolve("localhost", 22, &lookups(), T).await {
         Err(Refusal::Prohibited(m)) => m,
         other => panic!("{other:?}"),
     };
@@ -449,7 +469,7 @@ async fn name_rule_does_not_open_loopback() {
 
 #[tokio::test]
 async fn localhost_refused_by_default() {
-    let m = match policy("").resolve("localhost", 5432, T).await {
+    let m = match policy("").resolve("localhost", 5432, &lookups(), T).await {
         Err(Refusal::Prohibited(m)) => m,
         other => panic!("{other:?}"),
     };
@@ -459,7 +479,7 @@ async fn localhost_refused_by_default() {
 #[tokio::test]
 async fn loopback_rule_and_name_resolve_to_checked_addresses() {
     let p = policy("127.0.0.1:2222, [::1]:2222");
-    let addrs = p.resolve("localhost", 2222, T).await.unwrap();
+    let addrs = p.resolve("localhost", 2222, &lookups(), T).await.unwrap();
     assert!(!addrs.is_empty());
     assert!(addrs
         .iter()
@@ -478,11 +498,11 @@ async fn literal_resolves_to_itself() {
         ("fd12::1", "[fd12::1]:5432"),
     ];
     for (host, want) in cases {
-        let got = p.resolve(host, 5432, T).await.unwrap();
+        let got = p.resolve(host, 5432, &lookups(), T).await.unwrap();
         assert_eq!(got, vec![want.parse::<SocketAddr>().unwrap()], "{host}");
     }
     assert!(matches!(
-        p.resolve("8.8.8.8", 53, T).await,
+        p.resolve("8.8.8.8", 53, &lookups(), T).await,
         Err(Refusal::Prohibited(_))
     ));
 }
@@ -501,7 +521,7 @@ async fn invalid_requested_hosts_are_prohibited() {
         "a..b",
         "x\n",
     ] {
-        match p.resolve(host, 22, T).await {
+        match p.resolve(host, 22, &lookups(), T).await {
             Err(Refusal::Prohibited(m)) => {
                 assert!(m.contains("not a valid host name or IP address"), "{m}");
                 assert!(m.len() < 200, "{m}");
@@ -516,7 +536,12 @@ async fn invalid_requested_hosts_are_prohibited() {
 async fn unresolvable_name() {
     let p = policy("");
     match p
-        .resolve("nonexistent.invalid", 22, Duration::from_secs(2))
+        .resolve(
+            "nonexistent.invalid",
+            22,
+            &lookups(),
+            Duration::from_secs(2),
+        )
         .await
     {
         Err(Refusal::Unresolvable(m)) => {
@@ -524,6 +549,23 @@ async fn unresolvable_name() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A hosts-file name is answered from the file (no DNS server runs here) and checked like any.
+#[tokio::test]
+async fn hosts_file_names_resolve_and_every_address_is_checked() {
+    let p = policy("");
+    let got = p.resolve("DB.hosts.test.", 5432, &lookups(), T).await;
+    assert_eq!(got, Ok(vec!["10.9.8.7:5432".parse().unwrap()]));
+    // One of two addresses is the metadata endpoint: the whole request is refused.
+    let m = match p.resolve("split.hosts.test", 80, &lookups(), T).await {
+        Err(Refusal::Prohibited(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        m.starts_with("split.hosts.test:80 resolves to 169.254.169.254"),
+        "{m}"
+    );
 }
 
 #[test]
