@@ -72,9 +72,7 @@ impl OwnListeners {
             Ok(now) => {
                 let now: Vec<IpAddr> = now.into_iter().map(canonical).collect();
                 let local = now.contains(&ip);
-                if let Ok(mut known) = self.known.lock() {
-                    *known = now;
-                }
+                *self.known() = now;
                 if local {
                     return refuse(&format!(" ({ip} is an address of this host)"));
                 }
@@ -87,11 +85,11 @@ impl OwnListeners {
         }
     }
 
-    fn known(&self) -> Vec<IpAddr> {
-        match self.known.lock() {
-            Ok(k) => k.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// The local addresses last read (no copy: callers look one address up or replace them).
+    fn known(&self) -> std::sync::MutexGuard<'_, Vec<IpAddr>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
