@@ -66,7 +66,9 @@ pub struct FlowLimits {
     pub pause_above: usize,
     /// A channel queueing more than this is closed (its destination is not keeping up).
     pub channel_hard_cap: usize,
-    /// Receive window granted per channel normally (russh's `window_size`).
+    /// Receive window granted per channel normally (russh's `window_size`). russh tops it up
+    /// once half is used, so about half is in flight per round trip: 16 MiB lets an upload
+    /// reach ~160 MB/s at 50 ms RTT. It bounds no memory (the caps here do).
     pub window: u32,
     /// Receive window granted while the connection is over `pause_above`.
     pub window_over_cap: u32,

@@ -7,9 +7,6 @@ use std::process::ExitCode;
 use bastion::config::{parse_listen, Cli, Command};
 use clap::Parser;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
