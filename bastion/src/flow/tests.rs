@@ -205,3 +205,73 @@ async fn kill_fails_a_parked_read() {
         .unwrap();
     assert!(res.is_err());
 }
+
+/// A connected loopback pair: (the destination socket the queue writes to, its far end).
+async fn destination_pair() -> (Arc<TcpStream>, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (near, far) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (Arc::new(near.unwrap()), far.unwrap().0)
+}
+
+#[tokio::test]
+async fn data_goes_straight_to_a_destination_that_keeps_up_and_is_queued_in_order_otherwise() {
+    let flow = Flow::new(FlowLimits::default());
+    let q = ChannelQueue::new(flow.clone());
+    let (near, mut far) = destination_pair().await;
+    q.push(b"before-").unwrap();
+    q.attach(near.clone());
+    q.push(b"queued-first ").unwrap();
+    assert_eq!(
+        q.direct_bytes(),
+        0,
+        "queued data waits: nothing may overtake it"
+    );
+    let Some(Inbound::Data(first)) = q.next().await else {
+        panic!("the queued packets come first");
+    };
+    q.push(b"while-writing ").unwrap();
+    assert_eq!(
+        q.direct_bytes(),
+        0,
+        "a packet being written is not overtaken"
+    );
+    near.try_write(&first).unwrap();
+    q.consumed(first.len());
+    for _ in 0..2 {
+        let Some(Inbound::Data(next)) = q.next().await else {
+            panic!("the packets queued before and during the write");
+        };
+        near.try_write(&next).unwrap();
+        q.consumed(next.len());
+    }
+    q.push(b"direct").unwrap();
+    assert_eq!(q.direct_bytes(), 6, "nothing waits: written at once");
+    assert_eq!(flow.queued(), 0, "and never queued");
+    let mut got = vec![0; 40];
+    far.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"before-queued-first while-writing direct");
+}
+
+#[tokio::test]
+async fn a_destination_that_stops_reading_gets_its_data_queued_and_counted() {
+    let flow = Flow::new(FlowLimits::default());
+    let q = ChannelQueue::new(flow.clone());
+    let (near, mut far) = destination_pair().await;
+    q.attach(near);
+    let packet = vec![7u8; 32 * 1024];
+    // Far more than loopback socket buffers hold: the rest must wait in the queue.
+    for _ in 0..1024 {
+        q.push(&packet).unwrap();
+    }
+    let direct = q.direct_bytes() as usize;
+    assert!(direct > 0 && direct < 1024 * packet.len(), "{direct}");
+    assert!(
+        flow.queued() >= 1024 * packet.len() - direct,
+        "what the socket did not take is queued and counted: {}",
+        flow.queued()
+    );
+    let mut got = vec![0; direct];
+    far.read_exact(&mut got).await.unwrap();
+    assert!(got.iter().all(|&b| b == 7));
+}

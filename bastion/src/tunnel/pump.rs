@@ -11,8 +11,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use russh::server::Msg;
 use russh::{Channel, ChannelWriteHalf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::flow::{ChannelQueue, Flow, Inbound};
@@ -74,14 +72,18 @@ pub async fn pump(
     // half makes russh skip its bounded per-channel queue instead of waiting on it.
     let (read_half, writer) = channel.split();
     drop(read_half);
-    let (mut rd, mut wr) = stream.into_split();
+    // One socket, shared: this task reads and writes it, and the queue writes client data
+    // straight into it while nothing waits in the queue (see `flow`).
+    let stream = Arc::new(stream);
+    queue.attach(stream.clone());
     let mut to_bytes = 0u64;
     let mut from_bytes = 0u64;
     let reason = {
-        let to_dest = to_destination(&queue, &mut wr, &flow, &mut to_bytes);
-        let from_dest = from_destination(&mut rd, &writer, &flow, &mut from_bytes);
+        let to_dest = to_destination(&queue, &stream, &flow, &mut to_bytes);
+        let from_dest = from_destination(&stream, &writer, &flow, &mut from_bytes);
         both_ways(to_dest, from_dest).await
     };
+    to_bytes += queue.direct_bytes();
     if reason == CloseReason::Normal && flow.is_draining() {
         // Shutting down and both sides sent EOF: the disconnect that follows this tunnel
         // would make the client drop output it has not written to its socket yet. OpenSSH
@@ -128,7 +130,7 @@ async fn both_ways(
 /// Client → destination: write each queued chunk, then half-close on the client's EOF.
 async fn to_destination(
     queue: &ChannelQueue,
-    wr: &mut OwnedWriteHalf,
+    wr: &TcpStream,
     flow: &Flow,
     written: &mut u64,
 ) -> ToDest {
@@ -142,7 +144,7 @@ async fn to_destination(
                 *written += chunk.len() as u64;
             }
             Some(Inbound::Eof) => {
-                let _ = wr.shutdown().await;
+                let _ = socket2::SockRef::from(wr).shutdown(std::net::Shutdown::Write);
                 return ToDest::ClientEof;
             }
             None => {
@@ -161,14 +163,14 @@ async fn to_destination(
 /// ends it with that reason.
 async fn write_chunk(
     queue: &ChannelQueue,
-    wr: &mut OwnedWriteHalf,
+    wr: &TcpStream,
     flow: &Flow,
     chunk: &[u8],
 ) -> Result<(), CloseReason> {
     let stall = flow.limits().stall_timeout;
     let write = async {
         tokio::select! {
-            r = wr.write_all(chunk) => r,
+            r = write_all(wr, chunk) => r,
             _ = queue.closed() => Err(std::io::Error::other(
                 queue.close_reason().unwrap_or_else(|| "channel closed".into()),
             )),
@@ -192,9 +194,33 @@ async fn write_chunk(
     }
 }
 
+/// `write_all` on a shared socket.
+async fn write_all(wr: &TcpStream, mut chunk: &[u8]) -> std::io::Result<()> {
+    while !chunk.is_empty() {
+        wr.writable().await?;
+        match wr.try_write(chunk) {
+            Ok(n) => chunk = chunk.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `read_buf` on a shared socket.
+async fn read_buf(rd: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        rd.readable().await?;
+        match rd.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            done => return done,
+        }
+    }
+}
+
 /// Destination → client: read and send, waiting for the client's window.
 async fn from_destination(
-    rd: &mut OwnedReadHalf,
+    rd: &TcpStream,
     writer: &ChannelWriteHalf<Msg>,
     flow: &Arc<Flow>,
     sent: &mut u64,
@@ -203,7 +229,7 @@ async fn from_destination(
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         buf.reserve(64 * 1024);
-        match rd.read_buf(&mut buf).await {
+        match read_buf(rd, &mut buf).await {
             Ok(0) => {
                 let _ = writer.eof().await;
                 return FromDest::DestEof;
