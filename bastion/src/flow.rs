@@ -21,9 +21,13 @@
 //!    [`FlowLimits::connection_cap`] and no further: a client that never reopens a return
 //!    window must not switch the cap off. At the cap the return direction waits until the
 //!    destinations drain (or, for one that reads nothing, until `stall_timeout` closes it).
-//! 4. **Shrink the window while over the cap.** [`Flow::window_target`] lowers the receive
-//!    window russh grants while the connection is over the cap, so the data that can still
-//!    arrive during (3) is small.
+//! 4. **Size the window to the need.** [`Flow::window_target`] grants sshd's 2 MiB normally,
+//!    up to 16 MiB (what a WAN upload needs: russh tops a window up once half is used, so about
+//!    half is in flight per round trip) while the connection's queue stays near empty, as long
+//!    as the server-wide [`WindowBudget`] for windows above 2 MiB lasts (the client's credit
+//!    ends up in kernel socket buffers: 100 uploads with 16 MiB each pushed the kernel into TCP
+//!    memory pressure and slowed every connection 20-fold; the budget is 32 MiB). While the connection is over the
+//!    cap it grants 256 KiB, so the data that can still arrive during (3) is small.
 //! 5. **Do not let one stuck destination hold the others.** A channel whose destination has
 //!    accepted nothing for [`FlowLimits::stall_grace`] while data waits is *stalled*: its bytes
 //!    stop counting toward the pause (they still count toward
@@ -66,10 +70,14 @@ pub struct FlowLimits {
     pub pause_above: usize,
     /// A channel queueing more than this is closed (its destination is not keeping up).
     pub channel_hard_cap: usize,
-    /// Receive window granted per channel normally (russh's `window_size`). russh tops it up
-    /// once half is used, so about half is in flight per round trip: 16 MiB lets an upload
-    /// reach ~160 MB/s at 50 ms RTT. It bounds no memory (the caps here do).
+    /// Receive window granted per channel normally (russh's `window_size`; sshd's 2 MiB).
     pub window: u32,
+    /// Window granted while the connection's queue stays near empty and the budget allows.
+    /// russh tops a window up once half is used, so about half is in flight per round trip:
+    /// 16 MiB lets an upload reach ~160 MB/s at 50 ms RTT.
+    pub window_max: u32,
+    /// Server-wide total of windows granted above `window` (see [`WindowBudget`]).
+    pub window_budget: usize,
     /// Receive window granted while the connection is over `pause_above`.
     pub window_over_cap: u32,
     /// A return write waiting this long for window lets client reads resume.
@@ -88,7 +96,9 @@ impl Default for FlowLimits {
         FlowLimits {
             pause_above: 4 << 20,
             channel_hard_cap: 32 << 20,
-            window: 16 << 20,
+            window: 2 << 20,
+            window_max: 16 << 20,
+            window_budget: 32 << 20,
             window_over_cap: 256 << 10,
             starve_after: Duration::from_millis(2),
             stall_timeout: Duration::from_secs(30),
@@ -98,10 +108,43 @@ impl Default for FlowLimits {
     }
 }
 
+/// What all connections together may grant in windows above [`FlowLimits::window`]: a
+/// client's credit can land in kernel socket buffers, so the total must stay bounded.
+#[derive(Debug)]
+pub struct WindowBudget {
+    available: AtomicUsize,
+}
+
+impl WindowBudget {
+    pub fn new(bytes: usize) -> Arc<WindowBudget> {
+        Arc::new(WindowBudget {
+            available: AtomicUsize::new(bytes),
+        })
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| a.checked_sub(n))
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.available.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Bytes still available (for tests and the audit).
+    pub fn available(&self) -> usize {
+        self.available.load(Ordering::Acquire)
+    }
+}
+
 /// Per-connection flow state, shared by the handler, the tunnels and the gated stream.
 #[derive(Debug)]
 pub struct Flow {
     limits: FlowLimits,
+    budget: Arc<WindowBudget>,
+    /// This connection's share of `budget`.
+    extra: AtomicUsize,
     queued: AtomicUsize,
     /// Part of `queued` held by stalled channels.
     stalled: AtomicUsize,
@@ -113,9 +156,17 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// A connection with a budget of its own (tests).
     pub fn new(limits: FlowLimits) -> Arc<Flow> {
+        Flow::with_budget(limits, WindowBudget::new(limits.window_budget))
+    }
+
+    /// A connection drawing on the server's window budget.
+    pub fn with_budget(limits: FlowLimits, budget: Arc<WindowBudget>) -> Arc<Flow> {
         Arc::new(Flow {
             limits,
+            budget,
+            extra: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             stalled: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -160,9 +211,27 @@ impl Flow {
     /// The receive-window target russh should grant next (see module doc, part 4).
     pub fn window_target(&self) -> u32 {
         if self.over() {
-            self.limits.window_over_cap
-        } else {
-            self.limits.window
+            self.release_extra();
+            return self.limits.window_over_cap;
+        }
+        if self.counted() > self.limits.pause_above / 4 {
+            // The destinations are not keeping up: a larger window would only fill buffers.
+            self.release_extra();
+            return self.limits.window;
+        }
+        let want = self.limits.window_max.saturating_sub(self.limits.window) as usize;
+        let held = self.extra.load(Ordering::Acquire);
+        if held < want && self.budget.take(want - held) {
+            self.extra.store(want, Ordering::Release);
+        }
+        let extra = u32::try_from(self.extra.load(Ordering::Acquire)).unwrap_or(0);
+        self.limits.window.saturating_add(extra)
+    }
+
+    fn release_extra(&self) {
+        let held = self.extra.swap(0, Ordering::AcqRel);
+        if held > 0 {
+            self.budget.give(held);
         }
     }
 
@@ -227,6 +296,12 @@ impl Flow {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.release_extra();
     }
 }
 

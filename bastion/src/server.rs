@@ -33,7 +33,7 @@ use crate::audit;
 use crate::channel_budget::TunnelSlots;
 use crate::config::Settings;
 use crate::connections::{ConnState, Registry};
-use crate::flow::{Flow, FlowLimits, GatedStream};
+use crate::flow::{Flow, FlowLimits, GatedStream, WindowBudget};
 use crate::key_store::KeyStore;
 use crate::limit_counters::{Limit, LimitCounters, LOG_PERIOD};
 use crate::own_listener::OwnListeners;
@@ -117,6 +117,7 @@ struct Server {
     config: Arc<Config>,
     session: SessionSettings,
     flow_limits: FlowLimits,
+    window_budget: Arc<WindowBudget>,
     login_grace: Duration,
     banner_timeout: Duration,
     next_id: AtomicU64,
@@ -203,6 +204,7 @@ impl Server {
                 counters: counters.clone(),
             },
             flow_limits: settings.flow,
+            window_budget: WindowBudget::new(settings.flow.window_budget),
             login_grace: settings.login_grace_time,
             banner_timeout: settings.banner_timeout,
             next_id: AtomicU64::new(1),
@@ -372,7 +374,7 @@ async fn connection(
     slot: StartupSlot,
     state: Arc<ConnState>,
 ) -> String {
-    let flow = Flow::new(server.flow_limits);
+    let flow = Flow::with_budget(server.flow_limits, server.window_budget.clone());
     server.registry.insert(id, flow.clone(), state.clone());
     let progress = slot.progress().clone();
     let now = TokioInstant::now();

@@ -275,3 +275,37 @@ async fn a_destination_that_stops_reading_gets_its_data_queued_and_counted() {
     far.read_exact(&mut got).await.unwrap();
     assert!(got.iter().all(|&b| b == 7));
 }
+
+#[test]
+fn large_windows_come_from_a_server_wide_budget_and_return_to_it() {
+    let limits = FlowLimits::default();
+    let extra = (limits.window_max - limits.window) as usize;
+    let budget = WindowBudget::new(extra + extra / 2);
+    let first = Flow::with_budget(limits, budget.clone());
+    let second = Flow::with_budget(limits, budget.clone());
+    assert_eq!(
+        first.window_target(),
+        limits.window_max,
+        "an empty queue grows"
+    );
+    assert_eq!(
+        second.window_target(),
+        limits.window,
+        "the budget is spent: sshd's window, not more"
+    );
+    let q = ChannelQueue::new(first.clone());
+    q.push(&vec![0; limits.pause_above / 2]).unwrap();
+    assert_eq!(
+        first.window_target(),
+        limits.window,
+        "a queue that builds up gives its share back"
+    );
+    assert_eq!(second.window_target(), limits.window_max);
+    q.close();
+    drop(second);
+    assert_eq!(
+        budget.available(),
+        extra + extra / 2,
+        "a closed connection returns its share"
+    );
+}
