@@ -21,6 +21,11 @@ impl Signals {
 
     /// Resolves with the signal's name when the first one arrives.
     pub async fn recv(mut self) -> &'static str {
+        self.next().await
+    }
+
+    /// The next signal's name, keeping the handlers (a wait before `serve` may end on one).
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
