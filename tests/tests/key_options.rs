@@ -394,7 +394,7 @@ fn the_session_lists_what_this_key_may_open() {
     let own = format!("127.0.0.1:{}", a.port());
 
     let shell = shell_notice(&bastion, &narrow.private);
-    assert_eq!(listed(&shell), [own.clone()], "shell notice:\n{shell}");
+    assert_eq!(listed(&shell), vec![own.as_str()], "shell notice:\n{shell}");
     assert!(
         shell.contains(&format!(":{own} <user>@<this host>")),
         "{shell}"
@@ -402,7 +402,7 @@ fn the_session_lists_what_this_key_may_open() {
     let command = refused_command_stderr(&bastion, &narrow.private);
     assert_eq!(
         listed(&command),
-        [own.clone()],
+        vec![own.as_str()],
         "command refusal:\n{command}"
     );
     for text in [&shell, &command] {
