@@ -1,7 +1,9 @@
 //! Where a tunnel may go: the `BASTION_PERMIT_OPEN` rule list, the ranges no rule opens
 //! (`off_limits`: link-local, with the ECS credentials endpoint and instance metadata, and
 //! `fd00:ec2::/32`, in every spelling), the built-in denials only a rule naming the address
-//! lifts (loopback, multicast, ...), and the single name lookup for each request.
+//! lifts (loopback, multicast, ...), and the single name lookup for each request. It also says
+//! in words what the rules open, and whether a destination could ever pass them, for the list
+//! a held session shows (`reachable`).
 //!
 //! A destination name is resolved exactly once, every resolved address is checked, and the
 //! caller connects only to the returned addresses. There is no second lookup, so a DNS answer

@@ -1,7 +1,8 @@
 //! The stop signals: SIGTERM (ECS stopping the task) and SIGINT (Ctrl-C), installed before the
-//! server says it is listening, so a signal right after that is never the default action
-//! (immediate death). `serve` takes the resulting future as its shutdown parameter, so tests
-//! stop a server without signals.
+//! wait for key files (`key_wait`, which a signal ends) and so before the server says it is
+//! listening, so a signal right after that is never the default action (immediate death).
+//! `serve` takes the resulting future as its shutdown parameter, so tests stop a server
+//! without signals.
 
 /// SIGTERM and SIGINT, installed.
 pub struct Signals {

@@ -1,5 +1,6 @@
 //! One `BASTION_PERMIT_OPEN` rule: its target (name, `*.suffix`, address or network) and
-//! ports, how it matches a request, and the rule parser with its error messages.
+//! ports, how it matches a request, how it reads for people (`10.0.0.0/8 port 5432`), and the
+//! rule parser with its error messages.
 
 use std::fmt;
 use std::net::IpAddr;
