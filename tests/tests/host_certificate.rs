@@ -125,7 +125,7 @@ fn a_client_trusting_the_host_ca_connects() {
         &s.host,
         "good",
         &format!("{NAME},jump-eu.example.test"),
-        "-5m:+1h",
+        "-5m:+30d",
     );
     let bastion = s.bastion(&cert).start();
     let tried = s.try_ca(&bastion, "trusted through the host CA\n");
@@ -135,7 +135,10 @@ fn a_client_trusting_the_host_ca_connects() {
     let event = bastion
         .wait_event(Duration::from_secs(5), |e| e["event"] == "host_certificate")
         .unwrap_or_else(|| panic!("no host_certificate event: {}", bastion.stderr_text()));
-    assert_eq!(event["level"], "INFO", "{event}");
+    assert_eq!(
+        event["level"], "INFO",
+        "30 days left is no warning: {event}"
+    );
     assert_eq!(event["key_id"], "jumpbox", "{event}");
     assert_eq!(
         event["principals"],
@@ -149,7 +152,8 @@ fn a_client_trusting_the_host_ca_connects() {
     );
 }
 
-/// The plain host key is still offered: a client that pins it (no CA line) connects.
+/// The plain host key is still offered: a client that pins it (no CA line) connects, also
+/// when it accepts only the plain `ssh-ed25519` host key type.
 #[test]
 fn a_client_pinning_the_plain_host_key_still_connects() {
     let s = setup();
@@ -164,6 +168,17 @@ fn a_client_pinning_the_plain_host_key_still_connects() {
         "trusted through the pinned key\n",
     );
     expect_moves_bytes(&tried, "a client pinning the plain host key");
+    // A client that accepts only the plain key type is served the plain key.
+    let plain_only = s
+        .client(&bastion, &pinned)
+        .option("HostKeyAlgorithms", "ssh-ed25519");
+    let tried = attempt(plain_only, &s.echo.spec(), "plain key only\n");
+    expect_moves_bytes(&tried, "a client accepting only ssh-ed25519 host keys");
+    assert!(
+        !tried.stderr.contains("Server host certificate"),
+        "the plain-key-only client was shown a certificate: {}",
+        tried.stderr
+    );
 }
 
 /// A certificate whose principals do not include the name the client uses is refused by the
