@@ -190,7 +190,8 @@ pub fn host_certificate(c: &HostCertificateSummary, health: CertificateHealth, f
             warn,
             c,
             format!(
-                "host certificate expires at {} (within 7 days): {fix}, then restart",
+                "host certificate expires at {} (within 7 days). Sign a new one: {fix}, \
+                 then restart",
                 c.valid_until
             )
         ),

@@ -23,10 +23,19 @@ use crate::key_options::format_utc;
 /// A certificate that runs out within this long is reported at warn level.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
 
-/// What to run to get a new certificate, for the messages.
-const SIGN_HINT: &str = "sign the host key again, e.g. `ssh-keygen -s host_ca -I jumpbox -h \
-                         -n jump.example.com,jump-eu.example.com -V -5m:+52w host_key.pub`, \
-                         and pass host_key-cert.pub's text";
+/// What to run to get a new certificate like `cert` (its key id and principals), for the
+/// messages.
+pub fn sign_hint(cert: &Certificate) -> String {
+    let names = match cert.valid_principals() {
+        [] => "jump.example.com,jump-eu.example.com".to_owned(),
+        names => names.join(","),
+    };
+    format!(
+        "`ssh-keygen -s host_ca -I {:?} -h -n {names} -V -5m:+52w host_key.pub` signs the host \
+         key's public key; pass the host_key-cert.pub it writes",
+        cert.key_id()
+    )
+}
 
 /// Why the host certificate cannot be used; the message names the setting and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,20 +45,27 @@ pub enum HostCertificateError {
     /// Not an OpenSSH certificate, or its CA signature does not verify.
     Invalid { setting: String, why: String },
     /// A user certificate (signed without `-h`).
-    NotHost { setting: String, key_id: String },
+    NotHost {
+        setting: String,
+        key_id: String,
+        hint: String,
+    },
     /// Its key is not the host key.
     WrongKey {
         setting: String,
         certificate_key: String,
         host_key: String,
+        hint: String,
     },
     NotYetValid {
         setting: String,
         valid_after: String,
+        hint: String,
     },
     Expired {
         setting: String,
         valid_before: String,
+        hint: String,
     },
 }
 
@@ -66,36 +82,43 @@ impl std::fmt::Display for HostCertificateError {
                 "{setting}: not a usable OpenSSH host certificate ({why}); pass the text of the \
                  host_key-cert.pub that `ssh-keygen -s host_ca -h ...` wrote"
             ),
-            NotHost { setting, key_id } => write!(
+            NotHost {
+                setting,
+                key_id,
+                hint,
+            } => write!(
                 f,
                 "{setting}: certificate {key_id:?} is a user certificate, not a host \
-                 certificate; sign with -h: {SIGN_HINT}"
+                 certificate; sign it with -h: {hint}"
             ),
             WrongKey {
                 setting,
                 certificate_key,
                 host_key,
+                hint,
             } => write!(
                 f,
                 "{setting}: the certificate is for key {certificate_key}, not for the host key \
                  {host_key} (BASTION_HOST_KEY / BASTION_HOST_KEY_FILE; an ephemeral key when \
-                 neither is set); sign the host key's own .pub: {SIGN_HINT}"
+                 neither is set); sign this host key instead: {hint}"
             ),
             NotYetValid {
                 setting,
                 valid_after,
+                hint,
             } => write!(
                 f,
                 "{setting}: the certificate is not valid before {valid_after}; clients would \
-                 refuse it until then. Start the validity in the past (-V -5m:...): {SIGN_HINT}"
+                 refuse it until then. Start the validity in the past (-V -5m:...): {hint}"
             ),
             Expired {
                 setting,
                 valid_before,
+                hint,
             } => write!(
                 f,
                 "{setting}: the certificate expired at {valid_before}; clients refuse it. \
-                 {SIGN_HINT}"
+                 Sign a new one: {hint}"
             ),
         }
     }
@@ -147,10 +170,12 @@ impl HostCertificate {
     fn check(&self, host_key: &PublicKey, now: u64) -> Result<(), HostCertificateError> {
         let cert = &self.certificate;
         let setting = self.setting.to_owned();
+        let hint = sign_hint(cert);
         if cert.cert_type() != CertType::Host {
             return Err(HostCertificateError::NotHost {
                 setting,
                 key_id: cert.key_id().to_owned(),
+                hint,
             });
         }
         if cert.public_key() != host_key.key_data() {
@@ -158,18 +183,21 @@ impl HostCertificate {
                 setting,
                 certificate_key: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
                 host_key: host_key.fingerprint(HashAlg::Sha256).to_string(),
+                hint,
             });
         }
         if now < cert.valid_after() {
             return Err(HostCertificateError::NotYetValid {
                 setting,
                 valid_after: format_utc(cert.valid_after()),
+                hint,
             });
         }
         if self.health(now) == CertificateHealth::Expired {
             return Err(HostCertificateError::Expired {
                 setting,
                 valid_before: format_utc(cert.valid_before()),
+                hint,
             });
         }
         Ok(())
@@ -210,7 +238,8 @@ impl HostCertificate {
 
     /// The `host_certificate` event at the level its health at `now` calls for.
     pub fn log(&self, now: u64) {
-        audit::host_certificate(&self.summary(now), self.health(now), SIGN_HINT);
+        let hint = sign_hint(&self.certificate);
+        audit::host_certificate(&self.summary(now), self.health(now), &hint);
     }
 }
 

@@ -282,7 +282,7 @@ fn the_bastion_refuses_to_start_with_an_unusable_certificate() {
             s.sign(&s.host, "expired", NAME, "20200101:20200102"),
             vec![
                 "the certificate expired at 2020-01-02".to_string(),
-                "ssh-keygen -s host_ca -I jumpbox -h".to_string(),
+                format!("ssh-keygen -s host_ca -I \"jumpbox\" -h -n {NAME} -V"),
             ],
         ),
     ];

@@ -131,10 +131,15 @@ fn a_user_certificate_is_refused_with_the_fix() {
     let text = sign(&ca, &host, CertType::User, NOW - DAY, NOW + DAY);
     let e = load(&text, &host, NOW).unwrap_err();
     assert!(
-        e.contains("\"jumpbox\" is a user certificate") && e.contains("sign with -h"),
+        e.contains("\"jumpbox\" is a user certificate") && e.contains("sign it with -h"),
         "{e}"
     );
-    assert!(e.contains("ssh-keygen -s host_ca -I jumpbox -h"), "{e}");
+    assert!(
+        e.contains(
+            "ssh-keygen -s host_ca -I \"jumpbox\" -h -n jump.example.com,jump-eu.example.com"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
