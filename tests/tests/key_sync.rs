@@ -60,6 +60,8 @@ impl Rig {
             .env("BASTION_AUTHORIZED_KEYS_FILE", path_str(&authorized))
             .env("BASTION_REVOKED_KEYS_FILE", path_str(&revoked))
             .permit_open(format!("127.0.0.1:{}", echo.port()))
+            // The tests' refused logins all come from 127.0.0.1: no penalty for them.
+            .env("BASTION_PER_SOURCE_PENALTIES", "no")
             .start();
         Rig {
             moto,
