@@ -12,6 +12,10 @@ Nothing here talks to real AWS: every client is built with an explicit endpoint 
   upsert   --endpoint URL --zone Z --name N --value V [--set-id S] [--ttl T]
   ecs-task --endpoint URL --cluster C                         -> {"task_id": "..."} (a running task)
   stack    --endpoint URL --template ecs/stack.yaml            -> {"status", "reason", "resources", ...}
+  secret   --endpoint URL --name N --value V   (create, or a new AWSCURRENT version) -> {"arn", "version"}
+  secret-delete --endpoint URL --name N        (ForceDeleteWithoutRecovery)       -> {"ok": true}
+  param    --endpoint URL --name /p/a --value V [--secure]  (put, overwrite)      -> {"version": n}
+  param-delete --endpoint URL --name /p/a                                         -> {"ok": true}
 """
 
 import argparse
@@ -265,6 +269,23 @@ def deploy_stack(endpoint, template):
     }
 
 
+def put_secret(sm, name, value):
+    """Create secret `name` with `value`, or give it a new AWSCURRENT version."""
+    try:
+        created = sm.create_secret(Name=name, SecretString=value)
+        return {"arn": created["ARN"], "version": created["VersionId"]}
+    except sm.exceptions.ResourceExistsException:
+        put = sm.put_secret_value(SecretId=name, SecretString=value)
+        return {"arn": put["ARN"], "version": put["VersionId"]}
+
+
+def put_parameter(ssm, name, value, secure):
+    """Put parameter `name` (String, or SecureString with the AWS-managed key), overwriting."""
+    kind = "SecureString" if secure else "String"
+    put = ssm.put_parameter(Name=name, Value=value, Type=kind, Overwrite=True)
+    return {"version": put["Version"]}
+
+
 def command(a):
     """One command line's JSON answer."""
     if a.command == "zone":
@@ -279,13 +300,29 @@ def command(a):
         return {"task_id": running_ecs_task(a.endpoint, a.cluster)}
     if a.command == "stack":
         return deploy_stack(a.endpoint, a.template)
+    if a.command == "secret":
+        return put_secret(client("secretsmanager", a.endpoint), a.name, a.value)
+    if a.command == "secret-delete":
+        client("secretsmanager", a.endpoint).delete_secret(
+            SecretId=a.name, ForceDeleteWithoutRecovery=True
+        )
+        return {"ok": True}
+    if a.command == "param":
+        return put_parameter(client("ssm", a.endpoint), a.name, a.value, a.secure)
+    if a.command == "param-delete":
+        client("ssm", a.endpoint).delete_parameter(Name=a.name)
+        return {"ok": True}
     upsert(client("route53", a.endpoint), a.zone, a.name, a.value, a.set_id, a.ttl)
     return {"ok": True}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["zone", "eni", "records", "upsert", "ecs-task", "stack"])
+    p.add_argument(
+        "command",
+        choices=["zone", "eni", "records", "upsert", "ecs-task", "stack", "secret",
+                 "secret-delete", "param", "param-delete"],
+    )
     p.add_argument("--template")
     p.add_argument("--cluster")
     p.add_argument("--endpoint", required=True)
@@ -297,6 +334,7 @@ def main():
     p.add_argument("--value")
     p.add_argument("--set-id")
     p.add_argument("--ttl", type=int, default=300)
+    p.add_argument("--secure", action="store_true")
     json.dump(command(p.parse_args()), sys.stdout)
 
 

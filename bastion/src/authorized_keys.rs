@@ -112,11 +112,12 @@ impl KeySources {
             .map_err(|e| KeyListError(format!("BASTION_REVOKED_KEYS: {e}")))?;
         let (keys, rejected) = parse(&text).map_err(|e| KeyListError(format!("{source}: {e}")))?;
         let (keys, rejected) = reject_weak_keys(keys, rejected, self.min_rsa_bits);
-        if keys.is_empty() {
+        if keys.is_empty() && !empty_on_purpose(&text) {
             let why = match rejected.first() {
                 Some(e) => format!("every key line was rejected (first: {e})"),
                 None => "holds no keys; add at least one line such as \
-                         `ssh-ed25519 AAAA... alice@laptop`"
+                         `ssh-ed25519 AAAA... alice@laptop` (or, to let nobody in, the line \
+                         `# empty on purpose: nobody may log in`)"
                     .to_owned(),
             };
             return Err(KeyListError(format!("{source}: {why}")));
@@ -129,6 +130,15 @@ impl KeySources {
             min_rsa_bits: self.min_rsa_bits,
         })
     }
+}
+
+/// The line that makes a list without keys valid: nobody may log in. A list without keys is
+/// otherwise an error (a truncated or mistaken file must not lock everyone out, nor close
+/// every tunnel); `dns-sidecar`'s key sync writes this line when its sources hold no key.
+pub const EMPTY_ON_PURPOSE: &str = "# empty on purpose: nobody may log in";
+
+fn empty_on_purpose(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == EMPTY_ON_PURPOSE)
 }
 
 /// Move the lines whose RSA key is below `min` from `keys` to `rejected` (kept in line order):

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
+use crate::keys::settings::{KeySettings, KeysOptions};
 use crate::logging::LogFormat;
 use crate::template::Template;
 use dns_sidecar_route53::address::{parse_explicit, parse_record_types, printable, RecordType};
@@ -20,6 +21,11 @@ address (EC2 DescribeNetworkInterfaces on the task's network interface, or DNS_I
 record named by DNS_RECORD_NAME and wait until Route 53 reports it INSYNC. Then stay idle, \
 checking now and then that the record still holds this task's address, until SIGTERM; then \
 DELETE the record if, and only if, it still holds this task's address.
+
+With KEYS_DIR and a key source (KEYS_SECRET_ID, KEYS_PARAMETER_PATH) set, it also keeps the \
+bastion's authorized_keys and revoked_keys files in KEYS_DIR in step with Secrets Manager and \
+SSM Parameter Store, from the start until SIGTERM. With DNS_HOSTED_ZONE_ID unset it does only \
+that (keys-only mode: no DNS record, e.g. behind a load balancer).
 
 AWS credentials, region and endpoints come from the standard AWS chain (ECS container \
 credentials in a task; AWS_REGION, AWS_ENDPOINT_URL, profiles elsewhere).
@@ -39,8 +45,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Exit 0 if the running sidecar reports its record published and still ours (asks the
-    /// status port DNS_HEALTH_LISTEN; for ECS health checks: the image has no shell).
+    /// Exit 0 if the running sidecar reports its record published and still ours and, with
+    /// key sync, the key files written at least once (stale keys stay healthy; the line says
+    /// so). Asks the status port DNS_HEALTH_LISTEN; for ECS health checks: the image has no
+    /// shell.
     Healthcheck {
         /// How long to wait for the answer.
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -64,7 +72,8 @@ pub enum IpSource {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// Route 53 hosted zone id that holds the record (Z...).
+    /// Route 53 hosted zone id that holds the record (Z...). Unset or empty with key sync
+    /// configured (KEYS_DIR): keys-only mode, no record is published.
     #[arg(long, env = "DNS_HOSTED_ZONE_ID")]
     pub hosted_zone_id: Option<String>,
 
@@ -155,6 +164,9 @@ pub struct Options {
     /// Print the Route 53 change batch as JSON and exit without changing anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub keys: KeysOptions,
 }
 
 /// Validated configuration.
@@ -180,7 +192,58 @@ pub struct Settings {
     pub dry_run: bool,
 }
 
+/// What a run does: publish the record, sync the keys, or both.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The DNS publication; `None` in keys-only mode (DNS_HOSTED_ZONE_ID unset).
+    pub dns: Option<Settings>,
+    pub keys: Option<KeySettings>,
+    pub health_listen: SocketAddr,
+    pub metadata_uri: Option<String>,
+    pub region: Option<String>,
+    /// Deadline for the start (metadata, for the region).
+    pub timeout: Duration,
+}
+
 impl Options {
+    /// The run's plan: keys-only when DNS_HOSTED_ZONE_ID is unset and key sync is configured;
+    /// otherwise the DNS settings are validated as always (plus key sync when configured).
+    pub fn into_plan(self) -> Result<Plan> {
+        let keys = self.keys.clone().into_settings()?;
+        let zone_set = self
+            .hosted_zone_id
+            .as_deref()
+            .is_some_and(|z| !z.trim().is_empty());
+        if zone_set || keys.is_none() {
+            let dns = self.into_settings()?;
+            return Ok(Plan {
+                health_listen: dns.health_listen,
+                metadata_uri: dns.metadata_uri.clone(),
+                region: dns.region.clone(),
+                timeout: dns.timeout,
+                keys,
+                dns: Some(dns),
+            });
+        }
+        if self.dry_run {
+            return Err(Error::config(
+                "--dry-run prints the Route 53 change batch, and with DNS_HOSTED_ZONE_ID unset \
+                 (key sync only) there is none: set DNS_HOSTED_ZONE_ID",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::config("DNS_TIMEOUT: must be more than 0s"));
+        }
+        Ok(Plan {
+            dns: None,
+            keys,
+            health_listen: health_listen(&self.health_listen)?,
+            metadata_uri: metadata_uri(self.metadata_uri)?,
+            region: region(self.region),
+            timeout: self.timeout,
+        })
+    }
+
     /// Validates every setting, in the order they are documented; the first bad one is the
     /// error (naming its variable).
     pub fn into_settings(self) -> Result<Settings> {
@@ -207,11 +270,7 @@ impl Options {
             ));
         }
         let metadata_uri = metadata_uri(self.metadata_uri)?;
-        let region = self
-            .region
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
+        let region = region(self.region);
         Ok(Settings {
             zone_id,
             record_name,
@@ -233,6 +292,15 @@ impl Options {
             dry_run: self.dry_run,
         })
     }
+}
+
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`; `None` when neither is set (the task metadata
+/// then says).
+fn region(value: Option<String>) -> Option<String> {
+    value
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
 }
 
 /// `DNS_RECORD_NAME`: required, a valid name template.
@@ -325,7 +393,8 @@ fn normalize_zone_id(value: Option<&str>) -> Result<String> {
         .ok_or_else(|| {
             Error::config(
             "DNS_HOSTED_ZONE_ID is not set: give the id of the Route 53 hosted zone that holds \
-             the record (Z..., see `aws route53 list-hosted-zones`)",
+             the record (Z..., see `aws route53 list-hosted-zones`), or, to sync keys only, \
+             set KEYS_DIR and KEYS_SECRET_ID or KEYS_PARAMETER_PATH",
         )
         })?;
     let id = raw.trim_start_matches("/hostedzone/");
@@ -437,6 +506,32 @@ mod tests {
         assert!(cli(&["--delete-on-exit", "maybe"]).is_err());
         assert!(cli(&["--timeout", "soon"]).is_err());
         assert!(cli(&["--ip-source", "imds"]).is_err());
+    }
+
+    #[test]
+    fn keys_only_when_the_zone_is_unset_and_key_sync_is_configured() {
+        let keys = ["--keys-dir", "/keys", "--keys-secret-id", "jumpbox/keys"];
+        let plan = cli(&keys).unwrap().options.into_plan().unwrap();
+        assert!(plan.dns.is_none());
+        assert_eq!(plan.keys.unwrap().dir, std::path::PathBuf::from("/keys"));
+        let mut both = BASE.to_vec();
+        both.extend(keys);
+        let plan = cli(&both).unwrap().options.into_plan().unwrap();
+        assert!(plan.dns.is_some() && plan.keys.is_some());
+        let plan = cli(&BASE).unwrap().options.into_plan().unwrap();
+        assert!(plan.dns.is_some() && plan.keys.is_none());
+        let e = cli(&[]).unwrap().options.into_plan().unwrap_err();
+        assert!(e.message.contains("to sync keys only"), "{e}");
+        let mut dry = keys.to_vec();
+        dry.push("--dry-run");
+        let e = cli(&dry).unwrap().options.into_plan().unwrap_err();
+        assert!(e.message.starts_with("--dry-run"), "{e}");
+        let e = cli(&["--keys-dir", "/keys"])
+            .unwrap()
+            .options
+            .into_plan()
+            .unwrap_err();
+        assert!(e.message.starts_with("KEYS_DIR is set"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! memory and answers on a loopback port: each connection gets one line, `ok ...` while the
 //! record is published and still ours, something else otherwise. The probe connects, reads
 //! the line, and exits 0 only for `ok`.
+//!
+//! With key sync on, the line also carries the key sync's state ([`KeyStatus`]): `ok published
+//! ...; keys current (...)`, or `ok ...; keys stale since <time>: <error>` (stale keys stay
+//! healthy: the bastion still serves the last good set). Before the first good key sync the
+//! line starts with the key state and the probe fails. In keys-only mode (no DNS record) the
+//! line is the key state alone, prefixed `ok ` when healthy.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::keys::status::KeyStatus;
 
 /// What the sidecar is doing, as the health check sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,20 @@ impl State {
     }
 }
 
+/// The status line: the DNS state and/or the key sync's, `ok ...` only when both are healthy.
+pub fn status_line(dns: Option<&State>, keys: Option<&KeyStatus>) -> String {
+    match (dns, keys) {
+        (Some(dns), None) => dns.line(),
+        (None, Some(k)) if k.healthy() => format!("ok {}\n", k.describe()),
+        (Some(dns), Some(k)) if k.healthy() => {
+            format!("{}; {}\n", dns.line().trim_end(), k.describe())
+        }
+        (Some(dns), Some(k)) => format!("{}; {}\n", k.describe(), dns.line().trim_end()),
+        (None, Some(k)) => format!("{}\n", k.describe()),
+        (None, None) => "starting\n".into(),
+    }
+}
+
 /// Bind the status port (before anything else, so a port clash fails the start).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
@@ -46,14 +67,22 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     })
 }
 
-/// Answer every connection with the current state, until the process ends.
-pub async fn serve(listener: TcpListener, state: watch::Receiver<State>) {
+/// Answer every connection with the current state (of the DNS record and/or the key sync),
+/// until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    dns: Option<watch::Receiver<State>>,
+    keys: Option<watch::Receiver<KeyStatus>>,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let line = state.borrow().line();
+        let line = status_line(
+            dns.as_ref().map(|d| d.borrow().clone()).as_ref(),
+            keys.as_ref().map(|k| k.borrow().clone()).as_ref(),
+        );
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 let _ = stream.write_all(line.as_bytes()).await;
@@ -102,7 +131,7 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = watch::channel(State::Starting);
-        let server = tokio::spawn(serve(listener, rx));
+        let server = tokio::spawn(serve(listener, Some(rx), None));
         let t = Duration::from_secs(2);
         assert!(check(addr, t)
             .await
@@ -135,5 +164,34 @@ mod tests {
         if let Err(e) = e {
             assert!(e.message.starts_with("DNS_HEALTH_LISTEN"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_line_joins_the_record_and_the_keys() {
+        let published = State::Published("a.example.com A 52.95.110.1".into());
+        let current = KeyStatus::Current {
+            summary: "2 keys".into(),
+        };
+        let never = KeyStatus::NeverSynced {
+            error: "denied".into(),
+        };
+        assert_eq!(
+            status_line(Some(&published), Some(&current)),
+            "ok published a.example.com A 52.95.110.1; keys current (2 keys)\n"
+        );
+        let line = status_line(Some(&published), Some(&never));
+        assert!(
+            line.starts_with("keys never written: denied; ok published"),
+            "{line}"
+        );
+        assert_eq!(
+            status_line(None, Some(&current)),
+            "ok keys current (2 keys)\n"
+        );
+        assert_eq!(
+            status_line(None, Some(&never)),
+            "keys never written: denied\n"
+        );
+        assert!(status_line(Some(&State::Starting), Some(&current)).starts_with("starting"));
     }
 }

@@ -12,6 +12,8 @@
 //! - [`discover`]: the public address: explicit, EC2 `DescribeNetworkInterfaces`, or an echo URL.
 //! - [`prune`]: removes multivalue records left behind by tasks that no longer run.
 //! - [`health`]: the loopback status port and the `dns-sidecar healthcheck` probe.
+//! - [`keys`]: key sync, the bastion's authorized_keys and revoked_keys files kept in step
+//!   with Secrets Manager and SSM Parameter Store (alongside the record, or alone).
 //! - [`lifecycle`]: the whole run: publish, watch, wait for the stop signal, clean up.
 //! - [`error`]: the sidecar's error type, whose message says what failed and what to do (the
 //!   exit code follows from it).
@@ -28,6 +30,7 @@ pub mod config;
 pub mod discover;
 pub mod error;
 pub mod health;
+pub mod keys;
 pub mod lifecycle;
 pub mod logging;
 pub mod metadata;

@@ -1,5 +1,7 @@
 //! The whole run: prepare (metadata, names, addresses), publish (UPSERT, INSYNC), watch
-//! (periodic ownership check feeding the health state), and clean up on SIGTERM/SIGINT.
+//! (periodic ownership check feeding the health state), and clean up on SIGTERM/SIGINT. With
+//! key sync configured, its loop ([`crate::keys`]) starts first and runs beside all this until
+//! the stop signal; in keys-only mode (no DNS_HOSTED_ZONE_ID) it is the whole run.
 //!
 //! A stop signal during preparation exits at once (nothing was changed). A stop signal or a
 //! failure after the UPSERT was sent runs the same clean-up as a normal stop, so a half-started
@@ -12,13 +14,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::Settings;
+use crate::config::{Plan, Settings};
 use crate::discover;
 use crate::error::{Error, Result};
 use crate::health::{self, State};
+use crate::keys::{self, settings::KeySettings, status::KeyStatus};
 use crate::metadata::{self, TaskMetadata};
 use crate::template::{check_record_name, check_set_identifier, Vars};
 use dns_sidecar_route53::record::{self, OwnedRecord, Ownership};
@@ -35,23 +39,30 @@ pub struct Aws {
 
 impl Aws {
     pub async fn load(region: &str, zone_id: &str) -> Self {
-        let conf = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .build(),
-            )
-            .load()
-            .await;
+        let conf = sdk_config(region).await;
         Aws {
             zone: Zone::new(aws_sdk_route53::Client::new(&conf), zone_id),
             ec2: aws_sdk_ec2::Client::new(&conf),
             ecs: aws_sdk_ecs::Client::new(&conf),
         }
     }
+}
+
+/// The AWS configuration every client is built from: the standard chain, `region`, short
+/// timeouts, and no SDK retries (the callers decide: Route 53 calls retry with backoff, a
+/// failed key read waits for the next interval).
+pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// Everything known before the first change.
@@ -207,63 +218,153 @@ impl Stop {
 }
 
 /// The main command. `started` is the process start, for the timing in the logs.
-pub async fn run(settings: Settings, started: Instant) -> Result<()> {
+pub async fn run(plan: Plan, started: Instant) -> Result<()> {
     let mut stop = Stop::install()?;
     let http = http_client()?;
-    let deadline = Instant::now() + settings.timeout;
-    let health_listener = if settings.dry_run {
-        None
-    } else {
-        Some(health::bind(settings.health_listen).await?)
+    if let Some(settings) = plan.dns.as_ref().filter(|s| s.dry_run) {
+        return dry_run(settings, &http, &mut stop).await;
+    }
+    let listener = health::bind(plan.health_listen).await?;
+    let keys = match &plan.keys {
+        None => None,
+        Some(k) => match start_keys(&plan, k, &http, &mut stop).await? {
+            Some(sync) => Some(sync),
+            None => return Ok(()), // stopped while finding the region
+        },
     };
-    let prepared = tokio::select! {
-        p = prepare(&settings, &http, deadline) => p?,
-        sig = stop.recv() => {
-            info!(event = "stopped", signal = sig, "stopped before anything was published");
-            return Ok(());
+    let (state_tx, state_rx) = watch::channel(State::Starting);
+    tokio::spawn(health::serve(
+        listener,
+        plan.dns.is_some().then_some(state_rx),
+        keys.as_ref().map(|(_, rx)| rx.clone()),
+    ));
+    let result = match &plan.dns {
+        Some(settings) => {
+            let stay = keys.is_some();
+            publish_and_watch(settings, &http, started, &state_tx, &mut stop, stay).await
+        }
+        None => {
+            let sig = stop.recv().await;
+            info!(event = "stopping", signal = sig, "stopping the key sync");
+            Ok(())
         }
     };
-    let comment = record::comment(prepared.meta.as_ref().map(|m| m.task_id.as_str()));
-    if settings.dry_run {
-        return print_dry_run(&settings.zone_id, &prepared.records, &comment);
+    if let Some((sync, _)) = keys {
+        sync.abort();
     }
+    result
+}
+
+/// The key sync's region (AWS_REGION, else the task's, from the metadata), then its loop.
+/// `None` when a stop signal came first.
+async fn start_keys(
+    plan: &Plan,
+    settings: &KeySettings,
+    http: &reqwest::Client,
+    stop: &mut Stop,
+) -> Result<Option<(JoinHandle<()>, watch::Receiver<KeyStatus>)>> {
+    let region = match (&plan.region, &plan.metadata_uri) {
+        (Some(r), _) => r.clone(),
+        (None, Some(uri)) => {
+            let deadline = Instant::now() + plan.timeout;
+            let meta = tokio::select! {
+                m = metadata::fetch(http, uri, deadline) => m?,
+                sig = stop.recv() => {
+                    info!(event = "stopped", signal = sig, "stopped before the key sync started");
+                    return Ok(None);
+                }
+            };
+            meta.region.ok_or_else(|| {
+                Error::config("AWS_REGION is not set and the task ARN holds no region")
+            })?
+        }
+        (None, None) => {
+            return Err(Error::config(
+                "AWS_REGION is not set and there is no task metadata to take the region from \
+                 (the key sync needs it)",
+            ))
+        }
+    };
+    let conf = sdk_config(&region).await;
+    keys::start(settings.clone(), &conf).map(Some)
+}
+
+/// [`prepare`], or `None` when a stop signal comes first (nothing was changed).
+async fn prepare_or_stop(
+    settings: &Settings,
+    http: &reqwest::Client,
+    deadline: Instant,
+    stop: &mut Stop,
+) -> Result<Option<Prepared>> {
+    tokio::select! {
+        p = prepare(settings, http, deadline) => p.map(Some),
+        sig = stop.recv() => {
+            info!(event = "stopped", signal = sig, "stopped before anything was published");
+            Ok(None)
+        }
+    }
+}
+
+/// `--dry-run`: prepare, print the change batch, change nothing.
+async fn dry_run(settings: &Settings, http: &reqwest::Client, stop: &mut Stop) -> Result<()> {
+    let deadline = Instant::now() + settings.timeout;
+    let Some(prepared) = prepare_or_stop(settings, http, deadline, stop).await? else {
+        return Ok(());
+    };
+    let comment = record::comment(prepared.meta.as_ref().map(|m| m.task_id.as_str()));
+    print_dry_run(&settings.zone_id, &prepared.records, &comment)
+}
+
+/// Publish the record, watch it until a stop signal, clean up. With `stay` (key sync runs
+/// beside it), DNS_DELETE_ON_EXIT=false waits for the stop signal instead of exiting.
+async fn publish_and_watch(
+    settings: &Settings,
+    http: &reqwest::Client,
+    started: Instant,
+    state_tx: &watch::Sender<State>,
+    stop: &mut Stop,
+    stay: bool,
+) -> Result<()> {
+    let deadline = Instant::now() + settings.timeout;
+    let Some(prepared) = prepare_or_stop(settings, http, deadline, stop).await? else {
+        return Ok(());
+    };
+    let comment = record::comment(prepared.meta.as_ref().map(|m| m.task_id.as_str()));
     let aws = prepared
         .aws
         .clone()
         .ok_or_else(|| Error::runtime("internal: no AWS clients for a real run"))?;
-    let (state_tx, state_rx) = watch::channel(State::Starting);
-    if let Some(listener) = health_listener {
-        tokio::spawn(health::serve(listener, state_rx));
-    }
     if settings.prune {
-        prune_at_start(&settings, &prepared, &aws, deadline).await;
+        prune_at_start(settings, &prepared, &aws, deadline).await;
     }
     let publication = Publication {
-        settings: &settings,
+        settings,
         zone: &aws.zone,
         records: &prepared.records,
         comment,
         started,
     };
-    let Some(described) = publication.publish(deadline, &mut stop).await? else {
+    let Some(described) = publication.publish(deadline, stop).await? else {
         return Ok(()); // stopped while publishing, and cleaned up
     };
     state_tx.send_replace(State::Published(described));
     if !settings.delete_on_exit {
+        if !stay {
+            info!(
+                event = "exiting",
+                "DNS_DELETE_ON_EXIT=false: the record stays; exiting"
+            );
+            return Ok(());
+        }
+        let sig = stop.recv().await;
         info!(
-            event = "exiting",
-            "DNS_DELETE_ON_EXIT=false: the record stays; exiting"
+            event = "stopping",
+            signal = sig,
+            "DNS_DELETE_ON_EXIT=false: the record stays; stopping the key sync"
         );
         return Ok(());
     }
-    let sig = watch_until_stop(
-        &aws.zone,
-        publication.records,
-        &settings,
-        &state_tx,
-        &mut stop,
-    )
-    .await;
+    let sig = watch_until_stop(&aws.zone, publication.records, settings, state_tx, stop).await;
     info!(
         event = "stopping",
         signal = sig,

@@ -1,4 +1,5 @@
-//! The `dns-sidecar` binary: parse the configuration, then publish, prune or probe health.
+//! The `dns-sidecar` binary: parse the configuration, then publish (and/or sync keys), prune
+//! or probe health.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -47,14 +48,15 @@ fn main() -> ExitCode {
         };
     }
     dns_sidecar::logging::init(cli.options.log_format);
-    let result = match cli.options.into_settings() {
-        Err(e) => Err(e),
-        Ok(settings) => runtime.block_on(async {
-            match cli.command {
-                Some(Command::Prune) => dns_sidecar::lifecycle::prune_command(settings).await,
-                _ => dns_sidecar::lifecycle::run(settings, started).await,
-            }
-        }),
+    let result = match cli.command {
+        Some(Command::Prune) => cli
+            .options
+            .into_settings()
+            .and_then(|s| runtime.block_on(dns_sidecar::lifecycle::prune_command(s))),
+        _ => cli
+            .options
+            .into_plan()
+            .and_then(|plan| runtime.block_on(dns_sidecar::lifecycle::run(plan, started))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,10 @@
-//! Harness for the dns-sidecar end-to-end tests: a `moto` server (the Route 53 / EC2
-//! emulator, seeded and inspected through boto3 by `scripts/moto_seed.py`), the ECS
-//! task-metadata and container-credentials endpoints (they have no emulator:
-//! `scripts/task_endpoints.py`, which also serves the tests' echo URL), and the `dns-sidecar`
-//! process itself with a clean environment, so nothing from the developer's shell (AWS
-//! profiles, real endpoints) can leak in. The seeding and the endpoints are the Python ones
-//! `scripts/local-task` uses, driven here as subprocesses.
+//! Harness for the dns-sidecar end-to-end tests: a `moto` server (the Route 53 / EC2 /
+//! Secrets Manager / SSM emulator, seeded and inspected through boto3 by
+//! `scripts/moto_seed.py`), the ECS task-metadata and container-credentials endpoints (they
+//! have no emulator: `scripts/task_endpoints.py`, which also serves the tests' echo URL), and
+//! the `dns-sidecar` process itself with a clean environment, so nothing from the developer's
+//! shell (AWS profiles, real endpoints) can leak in. The seeding and the endpoints are the
+//! Python ones `scripts/local-task` uses, driven here as subprocesses.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -132,6 +132,34 @@ impl Moto {
             Value::Array(a) => a,
             other => panic!("records: not a list: {other}"),
         }
+    }
+
+    /// Create secret `name` holding `value`, or give it a new `AWSCURRENT` version; its id.
+    pub fn put_secret(&self, name: &str, value: &str) -> String {
+        self.fixture(&["secret", "--name", name, "--value", value])["version"]
+            .as_str()
+            .expect("secret version")
+            .to_string()
+    }
+
+    /// Delete secret `name` at once (`ForceDeleteWithoutRecovery`).
+    pub fn delete_secret(&self, name: &str) {
+        self.fixture(&["secret-delete", "--name", name]);
+    }
+
+    /// Put SSM parameter `name` (SecureString with `secure`), overwriting; its version.
+    pub fn put_parameter(&self, name: &str, value: &str, secure: bool) -> i64 {
+        let mut args = vec!["param", "--name", name, "--value", value];
+        if secure {
+            args.push("--secure");
+        }
+        self.fixture(&args)["version"]
+            .as_i64()
+            .expect("parameter version")
+    }
+
+    pub fn delete_parameter(&self, name: &str) {
+        self.fixture(&["param-delete", "--name", name]);
     }
 
     /// Someone else's change: UPSERT `name` A `value` (with an optional set identifier).

@@ -2,6 +2,7 @@
 //! argument by argument, and a running client with its forwarded sockets.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -243,6 +244,28 @@ impl SshProcess {
 
     pub fn stderr(&self) -> String {
         self.proc.stderr().text()
+    }
+}
+
+/// Waits until a forwarded socket reports EOF or an error (its tunnel was closed): the instant
+/// it did, or `None` after `limit`.
+pub fn wait_closed(stream: &mut UnixStream, limit: Duration) -> Option<Instant> {
+    stream
+        .set_read_timeout(Some(limit))
+        .expect("setting a read timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(Instant::now()),
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return None
+            }
+            Err(_) => return Some(Instant::now()),
+        }
     }
 }
 

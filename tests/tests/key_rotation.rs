@@ -73,27 +73,6 @@ fn open_tunnel(
     (ssh, sock)
 }
 
-/// Waits until the stream reports EOF or an error; the instant it did, or `None` on timeout.
-fn wait_closed(stream: &mut UnixStream, limit: Duration) -> Option<Instant> {
-    stream
-        .set_read_timeout(Some(limit))
-        .expect("setting a read timeout");
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Some(Instant::now()),
-            Ok(_) => continue,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return None
-            }
-            Err(_) => return Some(Instant::now()),
-        }
-    }
-}
-
 /// Echo round trips on a tunnel, one every 100 ms, until stopped: when each succeeded, and the
 /// first failure.
 struct Flowing {

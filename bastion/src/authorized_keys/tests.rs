@@ -107,6 +107,17 @@ fn empty_and_missing_lists_are_errors() {
     );
 }
 
+#[test]
+fn a_list_empty_on_purpose_loads_and_lets_nobody_in() {
+    let text = format!("# written by the key sync\n  {EMPTY_ON_PURPOSE}\n");
+    let keys = AuthorizedKeys::load(Some(&text), None).unwrap();
+    assert!(keys.keys.is_empty());
+    let probe = PublicKey::from_openssh(KEY).unwrap();
+    assert!(keys.find(&probe).is_none());
+    // The marker must be the whole line: a mention in another comment is not enough.
+    assert!(AuthorizedKeys::load(Some(&format!("# not {EMPTY_ON_PURPOSE}\n")), None).is_err());
+}
+
 // Moved from key_options' tests: the key-type check is authorized_keys' own.
 #[test]
 fn lines_sshd_rejects_fail_in_the_tokenizer() {
