@@ -179,6 +179,26 @@ pub fn key_line_rejected(source: &str, line: usize, error: &str) {
     );
 }
 
+pub fn keys_wait(setting: &str, path: &std::path::Path, limit: Duration) {
+    info!(
+        event = KEYS_WAIT.name,
+        setting,
+        path = %path.display(),
+        limit_s = limit.as_secs_f64(),
+        "waiting for a key file to appear before loading keys and listening"
+    );
+}
+
+pub fn keys_appeared(setting: &str, path: &std::path::Path, waited: Duration) {
+    info!(
+        event = KEYS_APPEARED.name,
+        setting,
+        path = %path.display(),
+        waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        "the key file appeared"
+    );
+}
+
 pub fn listening(addr: SocketAddr) {
     info!(event = LISTENING.name, addr = %addr, "listening for SSH connections");
 }

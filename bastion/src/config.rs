@@ -24,6 +24,7 @@ use crate::flow::FlowLimits;
 use crate::host_key::HostKey;
 use crate::key_store::KeyStore;
 use crate::key_strength::MinRsaBits;
+use crate::key_wait::KeyFile;
 use crate::net::{self, Brackets, Nat64};
 use crate::penalties::{PenaltyExempt, PenaltySettings};
 use crate::proxy_header::{ProxyConfig, ProxyMode};
@@ -108,6 +109,13 @@ pub struct Options {
     /// Path of the revoked keys list; reloaded when it changes (and on SIGHUP).
     #[arg(long, env = "BASTION_REVOKED_KEYS_FILE")]
     pub revoked_keys_file: Option<PathBuf>,
+
+    /// At start, how long to wait for BASTION_AUTHORIZED_KEYS_FILE and BASTION_REVOKED_KEYS_FILE
+    /// to exist when they do not yet (a sidecar container writing them as the task starts):
+    /// checked every 200 ms; nothing listens (the health check fails) until the keys are
+    /// loaded; a file still missing after this long stops the start. 0s: no wait.
+    #[arg(long, env = "BASTION_WAIT_FOR_KEYS", default_value = "0s", value_parser = parse_duration)]
+    pub wait_for_keys: Duration,
 
     /// Smallest RSA key accepted, in bits: user keys, cert-authority keys, a certificate's key
     /// and its CA, and the host key. An authorized_keys line with a smaller RSA key is rejected
@@ -390,6 +398,29 @@ impl Options {
             }
         }
         Ok(())
+    }
+
+    /// The key files `BASTION_WAIT_FOR_KEYS` waits for: those named by a `_FILE` setting
+    /// whose content variable is not set.
+    pub fn key_files(&self) -> Vec<KeyFile> {
+        let keys = self
+            .authorized_keys
+            .is_none()
+            .then_some(("BASTION_AUTHORIZED_KEYS_FILE", &self.authorized_keys_file));
+        let revoked = self
+            .revoked_keys
+            .is_none()
+            .then_some(("BASTION_REVOKED_KEYS_FILE", &self.revoked_keys_file));
+        [keys, revoked]
+            .into_iter()
+            .flatten()
+            .filter_map(|(setting, path)| {
+                path.as_ref().map(|p| KeyFile {
+                    setting,
+                    path: p.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Validate every setting. Reads the key files; does not bind anything.

@@ -1,7 +1,9 @@
 //! Where a tunnel may go: the `BASTION_PERMIT_OPEN` rule list, the ranges no rule opens
 //! (`off_limits`: link-local, with the ECS credentials endpoint and instance metadata, and
 //! `fd00:ec2::/32`, in every spelling), the built-in denials only a rule naming the address
-//! lifts (loopback, multicast, ...), and the single name lookup for each request.
+//! lifts (loopback, multicast, ...), and the single name lookup for each request. It also says
+//! in words what the rules open, and whether a destination could ever pass them, for the list
+//! a held session shows (`reachable`).
 //!
 //! A destination name is resolved exactly once, every resolved address is checked, and the
 //! caller connects only to the returned addresses. There is no second lookup, so a DNS answer
@@ -21,7 +23,7 @@ use crate::resolver::ConnectionLookups;
 
 mod rule;
 
-use rule::{parse_rule, Rule};
+use rule::{parse_rule, Ports, Rule};
 
 /// The setting this module parses; named in every configuration error.
 const SETTING: &str = "BASTION_PERMIT_OPEN";
@@ -167,6 +169,76 @@ impl DestinationPolicy {
         let n = self.rules.len();
         let noun = if n == 1 { "rule" } else { "rules" };
         format!("{n} {noun}: {}", listed.join(", "))
+    }
+
+    /// What the rules open, for people: one line per rule (`10.0.0.0/8 port 5432`,
+    /// `*.db.internal any port`), or the private ranges when there are none. With `port`, only
+    /// the rules that cover it, each narrowed to it.
+    pub fn rule_lines(&self, port: Option<u16>) -> Vec<String> {
+        if self.rules.is_empty() {
+            let ports = rule::ports_text(port.map_or(Ports::Any, Ports::One));
+            return PRIVATE.iter().map(|n| format!("{n} {ports}")).collect();
+        }
+        self.rules.iter().filter_map(|r| r.human(port)).collect()
+    }
+
+    /// The first rule naming one host (a name or an address) on one port, as `-L` takes it
+    /// (`db.internal`, `10.0.0.5`, `[fd00::5]`), for an example; with `port`, only rules
+    /// covering it.
+    pub fn first_concrete(&self, port: Option<u16>) -> Option<(String, u16)> {
+        self.rules.iter().find_map(|r| {
+            let p = match (r.ports, port) {
+                (Ports::One(p), None) => p,
+                (ports, Some(p)) if ports.matches(p) => p,
+                _ => return None,
+            };
+            r.host_for_ssh().map(|h| (h, p))
+        })
+    }
+
+    /// Could a request for `host` (as a client or a `permitopen` entry writes it, brackets
+    /// optional) on `port` (`None`: some port) ever pass these rules? False only when it is
+    /// refused whatever a name resolves to: not a valid host, an address outside every rule
+    /// (or off limits, or denied and not lifted), a name that no rule on that port could admit.
+    pub fn may_open(&self, host: &str, port: Option<u16>) -> bool {
+        let Ok(requested) = classify(host) else {
+            return false;
+        };
+        self.candidate_ports(port)
+            .into_iter()
+            .any(|p| match &requested {
+                Requested::Literal(ip) => self.check(host, Some(&requested), *ip, p).is_ok(),
+                Requested::Name(name) => {
+                    self.rules.is_empty()
+                        || self
+                            .rules
+                            .iter()
+                            .any(|r| r.ports.matches(p) && (r.is_address() || r.matches_name(name)))
+                }
+            })
+    }
+
+    /// The ports worth checking for "some port": `port` itself if given, else every port a
+    /// rule names plus, when a rule (or the default policy) covers any port, one port no rule
+    /// names, which stands for all the others.
+    fn candidate_ports(&self, port: Option<u16>) -> Vec<u16> {
+        if let Some(p) = port {
+            return vec![p];
+        }
+        let mut ports: Vec<u16> = self
+            .rules
+            .iter()
+            .filter_map(|r| match r.ports {
+                Ports::One(p) => Some(p),
+                Ports::Any => None,
+            })
+            .collect();
+        if self.rules.is_empty() || self.rules.iter().any(|r| r.ports == Ports::Any) {
+            if let Some(other) = (1..=u16::MAX).find(|p| !ports.contains(p)) {
+                ports.push(other);
+            }
+        }
+        ports
     }
 
     /// Pure check of one already-resolved address for a request. `requested_host` is the name

@@ -17,6 +17,8 @@
 //! - [`key_strength`]: what a key and its signature must be (no SHA-1 RSA signatures, no
 //!   RSA key below `BASTION_MIN_RSA_BITS`, no security key whose touch is required).
 //! - [`key_store`]: the live key set, re-read on change and published to subscribers.
+//! - [`key_wait`]: `BASTION_WAIT_FOR_KEYS`, the bounded wait at start for key files a
+//!   sidecar writes.
 //! - [`reload`]: the one watcher of reloadable files (poll, SIGHUP, keep the last good one).
 //! - [`fd_limit`]: the open file limit raised to the hard limit, the caps fitted into it.
 //!
@@ -34,6 +36,8 @@
 //! - [`channel_budget`]: channels per connection (open at once, sessions, per second) and
 //!   tunnels server-wide.
 //! - [`session_channels`]: held `session` channels: the notice, refused commands.
+//! - [`reachable`]: what a login may reach (its `permitopen` within the server's rules), as
+//!   the notice and the refusal of commands list it.
 //! - [`destination_policy`]: where a tunnel may go; built-in denials; resolve-once.
 //! - [`resolver`]: the name lookups of destinations: `/etc/hosts`, then DNS, bounded per
 //!   connection, in total and in time.
@@ -64,6 +68,7 @@ pub mod host_key;
 pub mod key_options;
 pub mod key_store;
 pub mod key_strength;
+pub mod key_wait;
 pub mod limit_counters;
 pub mod net;
 pub mod off_limits;
@@ -72,6 +77,7 @@ pub mod penalties;
 pub mod progress;
 pub mod proxy_header;
 pub mod rate_limit;
+pub mod reachable;
 pub mod reload;
 pub mod resolver;
 pub mod server;

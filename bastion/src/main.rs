@@ -122,10 +122,25 @@ async fn healthcheck(listen: &str, timeout: std::time::Duration, proxy_local: bo
 
 async fn serve(options: bastion::config::Options) -> ExitCode {
     bastion::audit::init(options.log_format);
+    // Before the wait for key files, so SIGTERM during it stops the bastion at once.
+    let mut signals = match bastion::shutdown::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bastion: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let still_missing = match wait_for_keys(&options, &mut signals).await {
+        Ok(missing) => missing,
+        Err(stopped) => return stopped,
+    };
     let mut settings = match options.into_settings() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("bastion: configuration error: {e}");
+            match still_missing {
+                Some(missing) => eprintln!("bastion: configuration error: {e} ({missing})"),
+                None => eprintln!("bastion: configuration error: {e}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -141,18 +156,29 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let signals = match bastion::shutdown::Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("bastion: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match bastion::server::serve(listener, settings, signals.recv()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bastion: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `BASTION_WAIT_FOR_KEYS`: wait for key files not written yet. `Ok` with the file still
+/// missing when the wait ran out (the load then fails and says so), `Err` with the exit code
+/// when a stop signal ended the wait.
+async fn wait_for_keys(
+    options: &bastion::config::Options,
+    signals: &mut bastion::shutdown::Signals,
+) -> Result<Option<bastion::key_wait::StillMissing>, ExitCode> {
+    let files = options.key_files();
+    tokio::select! {
+        waited = bastion::key_wait::wait_for(&files, options.wait_for_keys) => Ok(waited.err()),
+        signal = signals.next() => {
+            bastion::audit::shutdown(signal, std::time::Duration::ZERO);
+            bastion::audit::shutdown_complete();
+            Err(ExitCode::SUCCESS)
         }
     }
 }

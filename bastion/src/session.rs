@@ -31,6 +31,7 @@ use crate::flow::Flow;
 use crate::key_store::KeyStore;
 use crate::limit_counters::{Limit, LimitCounters};
 use crate::progress::Stage;
+use crate::reachable::Reach;
 use crate::session_channels::SessionChannels;
 use crate::tunnel::{prohibited, shortage, TunnelSettings, Tunnels};
 
@@ -181,6 +182,11 @@ impl SessionHandler {
                 Auth::reject()
             }
         }
+    }
+
+    /// What this login may open now (its key line's current options, the server's rules).
+    fn reach(&self) -> Reach {
+        Reach::of(self.tunnels.destinations(), &self.state.restrictions())
     }
 
     fn logged_in(&mut self, login: Login) {
@@ -461,7 +467,8 @@ impl Handler for SessionHandler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.session_channels.shell(channel, session)
+        let reach = self.reach();
+        self.session_channels.shell(channel, &reach, session)
     }
 
     async fn exec_request(
@@ -472,7 +479,9 @@ impl Handler for SessionHandler {
     ) -> Result<(), Self::Error> {
         // The command itself may hold secrets: log only its length.
         self.refused("exec", &format!("command of {} bytes refused", data.len()));
-        self.session_channels.refuse_program(channel, session)
+        let reach = self.reach();
+        self.session_channels
+            .refuse_program(channel, &reach, session)
     }
 
     async fn subsystem_request(
@@ -482,7 +491,9 @@ impl Handler for SessionHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.refused("subsystem", &format!("subsystem {name:?} refused"));
-        self.session_channels.refuse_program(channel, session)
+        let reach = self.reach();
+        self.session_channels
+            .refuse_program(channel, &reach, session)
     }
 
     async fn env_request(

@@ -1,6 +1,7 @@
 //! The `session` channels of a connection (what `ssh host` and `ssh -L` without `-N` open):
 //! held open with a notice so the connection's tunnels keep working, never running anything.
-//! A shell request gets the notice; Ctrl-C or Ctrl-D ends it; `exec` and `subsystem` (commands,
+//! A shell request gets the notice (with the destinations this login may open, from
+//! `reachable`); Ctrl-C or Ctrl-D ends it; `exec` and `subsystem` (commands,
 //! sftp, scp) are acknowledged, explained on stderr and exited with status 1, so the client
 //! prints why instead of a bare failure; pty and window changes are harmless and accepted.
 
@@ -12,14 +13,7 @@ use std::collections::HashSet;
 use russh::server::Session;
 use russh::ChannelId;
 
-/// Shown when a client asks for a shell (`ssh host`, or `ssh -L …` without `-N`).
-pub const NOTICE: &str = "\r\nThis host only forwards ports: there is no shell here.\r\n\
-Your tunnels (-L, -W, ProxyJump) stay open while this session is open.\r\n\
-Press Ctrl-C or type ~. to leave. Next time, add -N to skip this session.\r\n";
-
-/// Written to stderr when a command, sftp or scp is asked for.
-pub const NO_COMMANDS: &str = "This host only forwards ports: commands, sftp and scp are not \
-available. Use ssh -N -L local_port:destination:port to open a tunnel.\r\n";
+use crate::reachable::Reach;
 
 /// The held session channels of one connection, and which of them showed the notice.
 #[derive(Debug, Default)]
@@ -72,11 +66,16 @@ impl SessionChannels {
         Ok(())
     }
 
-    /// A shell: show the notice and hold the channel.
-    pub fn shell(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), russh::Error> {
+    /// A shell: show the notice (what `reach` opens) and hold the channel.
+    pub fn shell(
+        &mut self,
+        channel: ChannelId,
+        reach: &Reach,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
         if self.contains(channel) {
             session.channel_success(channel)?;
-            session.data(channel, NOTICE.as_bytes())?;
+            session.data(channel, reach.shell_notice())?;
             self.shells.insert(channel);
         }
         Ok(())
@@ -100,15 +99,16 @@ impl SessionChannels {
     pub fn refuse_program(
         &mut self,
         channel: ChannelId,
+        reach: &Reach,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
         if !self.contains(channel) {
             return Ok(());
         }
-        // Acknowledge, explain on stderr, exit 1: the client prints the reason, instead of
-        // OpenSSH's bare "exec request failed on channel 0".
+        // Acknowledge, explain on stderr (with what this login may open), exit 1: the client
+        // prints the reason, instead of OpenSSH's bare "exec request failed on channel 0".
         session.channel_success(channel)?;
-        session.extended_data(channel, 1, NO_COMMANDS.as_bytes())?;
+        session.extended_data(channel, 1, reach.no_commands())?;
         self.end(channel, 1, session)
     }
 

@@ -1,7 +1,8 @@
 //! The stop signals: SIGTERM (ECS stopping the task) and SIGINT (Ctrl-C), installed before the
-//! server says it is listening, so a signal right after that is never the default action
-//! (immediate death). `serve` takes the resulting future as its shutdown parameter, so tests
-//! stop a server without signals.
+//! wait for key files (`key_wait`, which a signal ends) and so before the server says it is
+//! listening, so a signal right after that is never the default action (immediate death).
+//! `serve` takes the resulting future as its shutdown parameter, so tests stop a server
+//! without signals.
 
 /// SIGTERM and SIGINT, installed.
 pub struct Signals {
@@ -21,6 +22,11 @@ impl Signals {
 
     /// Resolves with the signal's name when the first one arrives.
     pub async fn recv(mut self) -> &'static str {
+        self.next().await
+    }
+
+    /// The next signal's name, keeping the handlers (a wait before `serve` may end on one).
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",

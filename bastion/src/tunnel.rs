@@ -99,6 +99,11 @@ impl Tunnels {
         }
     }
 
+    /// The server's destination rules.
+    pub fn destinations(&self) -> &DestinationPolicy {
+        &self.settings.destinations
+    }
+
     /// A `direct-tcpip` request from an authenticated user: refuse it at once, or start
     /// connecting (off the session loop; the reply is sent when the outcome is known).
     pub async fn open(

@@ -1,8 +1,9 @@
 //! Bad configuration stops the bastion before it listens: it exits non-zero within a few
 //! seconds, logs no `listening` event, and its stderr names the setting and the bad value or
-//! line (missing authorized keys, a malformed key line, an unreadable or unusable host key file,
-//! an invalid listen address, an invalid destination rule or one naming a link-local address in
-//! any spelling, an invalid duration or number).
+//! line (missing authorized keys, a keys file still missing after `BASTION_WAIT_FOR_KEYS`, a
+//! malformed key line, an unreadable or unusable host key file, an invalid listen address, an
+//! invalid destination rule or one naming a link-local address in any spelling, an invalid
+//! duration or number).
 
 use std::time::Duration;
 
@@ -140,6 +141,43 @@ fn an_unreadable_authorized_keys_file() {
         &stderr,
         &["BASTION_AUTHORIZED_KEYS_FILE", missing],
         "missing authorized_keys file",
+    );
+}
+
+/// With `BASTION_WAIT_FOR_KEYS`, a keys file still missing when the wait runs out stops the start
+/// with the usual error, plus how long it waited and the setting to raise.
+#[test]
+fn a_keys_file_still_missing_after_the_wait_stops_the_start() {
+    let dir = TestDir::new();
+    let missing = dir.join("not-written-yet");
+    let missing = missing.to_str().expect("UTF-8 temp path");
+    let builder = dir
+        .bastion()
+        .without("BASTION_AUTHORIZED_KEYS")
+        .env("BASTION_AUTHORIZED_KEYS_FILE", missing)
+        .env("BASTION_WAIT_FOR_KEYS", "1s");
+    let started = std::time::Instant::now();
+    let stderr = refused(builder, "keys file missing after BASTION_WAIT_FOR_KEYS=1s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "gave up after {:?}, before the 1 s wait ran out",
+        started.elapsed()
+    );
+    assert_mentions(
+        &stderr,
+        &[
+            "BASTION_AUTHORIZED_KEYS_FILE",
+            missing,
+            "waited 1s",
+            "raise BASTION_WAIT_FOR_KEYS",
+        ],
+        "keys file missing after the wait",
+    );
+    assert!(
+        parse_events(&stderr)
+            .iter()
+            .any(|e| e["event"] == "keys_wait"),
+        "no keys_wait event:\n{stderr}"
     );
 }
 
@@ -296,6 +334,7 @@ fn invalid_durations_and_numbers_name_the_variable() {
         ("BASTION_LOG_FORMAT", "xml"),
         ("BASTION_DNS_MAX_LOOKUPS", "0"),
         ("BASTION_DNS_MAX_LOOKUPS_PER_CONNECTION", "lots"),
+        ("BASTION_WAIT_FOR_KEYS", "later"),
     ] {
         let stderr = refused(dir.bastion().env(setting, bad), &format!("{setting}={bad}"));
         assert_mentions(&stderr, &[setting, bad], &format!("{setting}={bad}"));

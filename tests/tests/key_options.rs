@@ -360,3 +360,91 @@ fn a_line_with_an_unknown_option_is_rejected_alone() {
         "only the two good keys reached the destination"
     );
 }
+
+/// The lines of `text` that list a destination (indented by two spaces), trimmed.
+fn listed(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .map(|l| l.trim_end().to_owned())
+        .collect()
+}
+
+/// A held session tells each key what it may open: the key with `permitopen="127.0.0.1:A"`
+/// sees exactly that destination, in the shell notice (`ssh -tt`) and on the stderr of a refused
+/// command (`ssh host somecommand`), and none of the server's wider rules; a key without options
+/// on the same bastion sees the server's rules.
+#[test]
+fn the_session_lists_what_this_key_may_open() {
+    let dir = TestDir::new();
+    let a = TestServer::echo_v4();
+    let narrow = generate_key(dir.path(), "narrow");
+    let wide = generate_key(dir.path(), "wide");
+    let keys = format!(
+        "permitopen=\"127.0.0.1:{}\" {}\n{}\n",
+        a.port(),
+        narrow.public_line,
+        wide.public_line
+    );
+    let bastion = BastionBuilder::new(&keys)
+        .permit_open(format!(
+            "127.0.0.1:{},10.0.0.0/8:5432,*.db.internal:*",
+            a.port()
+        ))
+        .start();
+    let own = format!("127.0.0.1:{}", a.port());
+
+    let shell = shell_notice(&bastion, &narrow.private);
+    assert_eq!(listed(&shell), vec![own.as_str()], "shell notice:\n{shell}");
+    assert!(
+        shell.contains(&format!(":{own} <user>@<this host>")),
+        "{shell}"
+    );
+    let command = refused_command_stderr(&bastion, &narrow.private);
+    assert_eq!(
+        listed(&command),
+        vec![own.as_str()],
+        "command refusal:\n{command}"
+    );
+    for text in [&shell, &command] {
+        assert!(
+            !text.contains("10.0.0.0/8") && !text.contains("db.internal"),
+            "the narrow key was shown the server's wider rules:\n{text}"
+        );
+    }
+
+    let rules = [
+        format!("127.0.0.1 port {}", a.port()),
+        "10.0.0.0/8 port 5432".to_owned(),
+        "*.db.internal any port".to_owned(),
+    ];
+    let shell = shell_notice(&bastion, &wide.private);
+    assert_eq!(listed(&shell), rules, "shell notice:\n{shell}");
+    let command = refused_command_stderr(&bastion, &wide.private);
+    assert_eq!(listed(&command), rules, "command refusal:\n{command}");
+}
+
+/// `ssh -tt` (a pty and a shell): the notice, until Ctrl-C ends the session.
+fn shell_notice(bastion: &Bastion, key: &std::path::Path) -> String {
+    let mut ssh = bastion.ssh(key).arg("-tt").spawn("ssh -tt", Input::Piped);
+    assert!(
+        ssh.proc
+            .stdout()
+            .wait_for_text("add -N", Duration::from_secs(20)),
+        "no session notice; stdout {:?}; stderr {}",
+        ssh.proc.stdout().text(),
+        ssh.stderr()
+    );
+    let text = ssh.proc.stdout().text();
+    ssh.proc.stdin().write_all(&[0x03]).expect("sending Ctrl-C");
+    ssh.proc.stdin().flush().expect("flushing Ctrl-C");
+    ssh.proc
+        .expect_exit(Duration::from_secs(5), "ssh -tt after Ctrl-C");
+    text
+}
+
+/// `ssh host somecommand`: refused with status 1; its stderr.
+fn refused_command_stderr(bastion: &Bastion, key: &std::path::Path) -> String {
+    let out = bastion.ssh(key).remote("somecommand").run(SSH_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1), "ssh host somecommand: {out:?}");
+    out.stderr
+}

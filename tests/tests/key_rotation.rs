@@ -7,7 +7,8 @@
 //! that happen before the next poll; an edit that adds a line with an unknown option loads the
 //! other lines and rejects that one alone (`key_line_rejected`); editing a live key's options
 //! reaches its open connection (a narrower `permitopen` refuses its next tunnel, `restrict`
-//! closes it).
+//! closes it). With `BASTION_WAIT_FOR_KEYS`, a keys file written after the start is waited for
+//! before anything listens, and SIGTERM during that wait stops the bastion at once.
 //!
 //! Every edit is written to a temporary file and renamed into place, so the bastion never reads
 //! a half-written file (which could look like a removed key or a malformed line).
@@ -644,5 +645,76 @@ fn editing_a_live_keys_options_reaches_its_open_connection() {
     ssh.proc.expect_exit(
         REVOKE_WITHIN,
         "ssh -N -L after its key line became restrict",
+    );
+}
+
+/// `BASTION_WAIT_FOR_KEYS`: a keys file a sidecar writes (atomically) about a second after the
+/// bastion started is waited for; nothing listens before it is loaded (`keys_wait`, then
+/// `keys_appeared`, then `listening`), and the stock `ssh` logs in with the key it holds.
+#[test]
+fn a_keys_file_written_after_start_is_waited_for() {
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let key = generate_key(dir.path(), "late");
+    let keys_file = dir.join("authorized_keys");
+    let builder = start_with_keys_file(&keys_file, &echo).env("BASTION_WAIT_FOR_KEYS", "10s");
+    let writer = {
+        let (path, text) = (keys_file.clone(), lines(&[&key]));
+        thread::spawn(move || {
+            thread::sleep(Duration::from_secs(1));
+            write_atomically(&path, &text);
+        })
+    };
+    let started = Instant::now();
+    let bastion = builder.start();
+    let listening_after = started.elapsed();
+    writer.join().expect("the keys file writer");
+    assert!(
+        listening_after >= Duration::from_millis(900),
+        "listening {listening_after:?} after start, before the keys file was written"
+    );
+    let order: Vec<String> = bastion
+        .events()
+        .iter()
+        .filter_map(|e| e["event"].as_str().map(str::to_owned))
+        .filter(|name| ["keys_wait", "keys_appeared", "listening"].contains(&name.as_str()))
+        .collect();
+    assert_eq!(order, ["keys_wait", "keys_appeared", "listening"]);
+    let wait = &bastion.events_named("keys_wait")[0];
+    assert_eq!(wait["path"], keys_file.to_str().expect("UTF-8 temp path"));
+    assert_eq!(wait["limit_s"], 10.0);
+    let (mut ssh, sock) = open_tunnel(&dir, &bastion, &key, &echo, "late");
+    let mut stream = ssh.connect_unix(sock.as_ref(), READY);
+    echo_round_trip(
+        &mut stream,
+        b"late keys",
+        "tunnel with the key written after start",
+    );
+}
+
+/// SIGTERM while waiting for a keys file stops the bastion at once, with status 0.
+#[test]
+fn sigterm_during_the_wait_for_keys_exits_promptly() {
+    let dir = TestDir::new();
+    let echo = TestServer::echo_v4();
+    let builder = start_with_keys_file(&dir.join("authorized_keys"), &echo)
+        .env("BASTION_WAIT_FOR_KEYS", "60s");
+    let mut proc = ChildGuard::spawn(&mut builder.command(), "bastion (waiting)", Input::Null);
+    assert!(
+        proc.stderr()
+            .wait_for_text("keys_wait", Duration::from_secs(10)),
+        "no keys_wait event; stderr:\n{}",
+        proc.stderr().text()
+    );
+    proc.signal("TERM");
+    let status = proc.wait_timeout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "not stopped with status 0 within 2 s of SIGTERM ({status:?}); stderr:\n{}",
+        proc.stderr().text()
+    );
+    assert!(
+        !proc.stderr().text().contains("\"listening\""),
+        "it listened without keys"
     );
 }

@@ -1,8 +1,8 @@
 //! Everything that is not a `direct-tcpip` tunnel is refused, visibly to the client, without
 //! side effects and without breaking the connection's tunnels: commands (`ssh host cmd`),
 //! `sftp`, `scp` (SFTP and legacy modes), `-R`, agent forwarding, X11, `-L` to a server-side Unix
-//! socket; an interactive shell shows a notice, ignores typed commands and closes on Ctrl-C or
-//! Ctrl-D; `ssh -L` without `-N` keeps its tunnel.
+//! socket; an interactive shell shows a notice (listing where the key may tunnel), ignores typed
+//! commands and closes on Ctrl-C or Ctrl-D; `ssh -L` without `-N` keeps its tunnel.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -361,6 +361,15 @@ fn ssh_l_without_n_keeps_its_tunnel() {
             .stdout()
             .wait_for_text(NOTICE, Duration::from_secs(10)),
         "no notice on the session; stdout {:?}",
+        ssh.proc.stdout().text()
+    );
+    // The notice lists what this key may open: here the server's one rule.
+    let rule = format!("127.0.0.1 port {}", echo.port());
+    assert!(
+        ssh.proc
+            .stdout()
+            .wait_for_text(&rule, Duration::from_secs(5)),
+        "the notice does not list {rule:?}; stdout {:?}",
         ssh.proc.stdout().text()
     );
     std::thread::sleep(Duration::from_secs(2));

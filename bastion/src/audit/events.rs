@@ -35,6 +35,10 @@ events! {
         "an `authorized_keys` option that has no effect on a forward-only server, or (at warn level) a line that cannot work as written: a `from=` host name, a security key without `no-touch-required`";
     KEY_LINE_REJECTED = "key_line_rejected" ["source", "line", "error"]
         "an `authorized_keys` line refused for its options or for an RSA key below `BASTION_MIN_RSA_BITS`; the other lines are loaded";
+    KEYS_WAIT = "keys_wait" ["setting", "path", "limit_s"]
+        "at start, a key or revocation file (`BASTION_AUTHORIZED_KEYS_FILE`, `BASTION_REVOKED_KEYS_FILE`) does not exist yet: the bastion waits for it up to `BASTION_WAIT_FOR_KEYS` before it loads keys and listens";
+    KEYS_APPEARED = "keys_appeared" ["setting", "path", "waited_ms"]
+        "a file the bastion waited for at start exists now, after `waited_ms`";
     LISTENING = "listening" ["addr"]
         "the listener is open";
     CONNECTION = "connection" ["conn", "client", "sender", "vpce_id"]

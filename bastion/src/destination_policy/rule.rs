@@ -1,5 +1,6 @@
 //! One `BASTION_PERMIT_OPEN` rule: its target (name, `*.suffix`, address or network) and
-//! ports, how it matches a request, and the rule parser with its error messages.
+//! ports, how it matches a request, how it reads for people (`10.0.0.0/8 port 5432`), and the
+//! rule parser with its error messages.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -102,6 +103,49 @@ impl Rule {
             }
         }
         out
+    }
+}
+
+impl Rule {
+    /// Is this an address or network rule (which a name may reach by resolving into it)?
+    pub(super) fn is_address(&self) -> bool {
+        matches!(self.target, Target::Addr(_) | Target::Net(_))
+    }
+
+    /// The rule for people (`10.0.0.0/8 port 5432`, `*.db.internal any port`), narrowed to
+    /// `port` when given; `None` when the rule does not cover `port`.
+    pub(super) fn human(&self, port: Option<u16>) -> Option<String> {
+        let ports = match port {
+            None => self.ports,
+            Some(p) if self.ports.matches(p) => Ports::One(p),
+            Some(_) => return None,
+        };
+        let target = match &self.target {
+            Target::Name(n) => n.clone(),
+            Target::Suffix(s) => format!("*{s}"),
+            Target::Addr(a) => a.to_string(),
+            Target::Net(n) => n.to_string(),
+        };
+        Some(format!("{target} {}", ports_text(ports)))
+    }
+
+    /// The one host this rule names, as `ssh -L` takes it (IPv6 in brackets); `None` for a
+    /// suffix or a network.
+    pub(super) fn host_for_ssh(&self) -> Option<String> {
+        match &self.target {
+            Target::Name(n) => Some(n.clone()),
+            Target::Addr(IpAddr::V4(a)) => Some(a.to_string()),
+            Target::Addr(IpAddr::V6(a)) => Some(format!("[{a}]")),
+            Target::Suffix(_) | Target::Net(_) => None,
+        }
+    }
+}
+
+/// `port 5432` or `any port`.
+pub(super) fn ports_text(ports: Ports) -> String {
+    match ports {
+        Ports::Any => "any port".to_owned(),
+        Ports::One(p) => format!("port {p}"),
     }
 }
 

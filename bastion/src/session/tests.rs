@@ -5,7 +5,9 @@
 use russh::client::Msg;
 use russh::{Channel, ChannelMsg};
 
-use crate::session_channels::{NOTICE, NO_COMMANDS};
+use crate::destination_policy::DestinationPolicy;
+use crate::key_options::KeyRestrictions;
+use crate::reachable::Reach;
 use crate::testkit::*;
 
 /// What a session channel received until it closed.
@@ -42,6 +44,12 @@ async fn collect(channel: &mut Channel<Msg>, until_stdout: Option<&[u8]>) -> Out
     out
 }
 
+/// What a key without options sees on a server with the default rules.
+fn default_reach() -> Reach {
+    let policy = DestinationPolicy::parse("").unwrap();
+    Reach::of(&policy, &KeyRestrictions::default())
+}
+
 async fn logged_in_server() -> (TestServer, russh::client::Handle<TrustingClient>) {
     let key = new_key();
     let server = TestServer::start(&["--authorized-keys", &public_line(&key)]).await;
@@ -57,7 +65,7 @@ async fn commands_are_refused_with_a_reason_and_status_1() {
     channel.exec(true, "cat /etc/passwd").await.unwrap();
     let out = collect(&mut channel, None).await;
     assert_eq!(out.exit_status, Some(1));
-    assert_eq!(out.stderr, NO_COMMANDS.as_bytes());
+    assert_eq!(out.stderr, default_reach().no_commands().as_bytes());
     assert!(out.stdout.is_empty(), "a command produced output");
 
     let mut sftp = handle.channel_open_session().await.unwrap();
@@ -73,7 +81,7 @@ async fn a_shell_shows_the_notice_and_ctrl_c_leaves() {
     channel.request_shell(true).await.unwrap();
     let out = collect(&mut channel, Some(b"add -N")).await;
     assert!(out.success, "the shell request was not acknowledged");
-    assert_eq!(out.stdout, NOTICE.as_bytes());
+    assert_eq!(out.stdout, default_reach().shell_notice().as_bytes());
     channel.data(&b"ls -la\r"[..]).await.unwrap();
     channel.data(&b"\x03"[..]).await.unwrap();
     let out = collect(&mut channel, None).await;
