@@ -109,9 +109,10 @@ BINARIES = {"bastion": "BASTION_BIN", "dns-sidecar": "DNS_SIDECAR_BIN"}
 # Shutdown each container needs after SIGTERM, beyond which ECS would SIGKILL it mid-way.
 SHUTDOWN_VAR = {"bastion": ("BASTION_SHUTDOWN_GRACE", 25.0), "dns-sidecar": ("DNS_STOP_TIMEOUT", 30.0)}
 # Start-up each container may take before its health check can pass (the sidecar reports
-# healthy once its record is published, within DNS_TIMEOUT): the health check's startPeriod
+# healthy once its record is published, within DNS_TIMEOUT; the bastion listens once its key
+# files exist, within BASTION_WAIT_FOR_KEYS): the health check's startPeriod
 # must cover it, or ECS replaces a task that is merely waiting for INSYNC.
-STARTUP_VAR = {"dns-sidecar": ("DNS_TIMEOUT", 120.0)}
+STARTUP_VAR = {"dns-sidecar": ("DNS_TIMEOUT", 120.0), "bastion": ("BASTION_WAIT_FOR_KEYS", 0.0)}
 SHUTDOWN_MARGIN = 5.0
 FARGATE_MEMORY = {
     "256": {512, 1024, 2048},
