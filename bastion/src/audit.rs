@@ -60,6 +60,57 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     pub user: String,
     pub fingerprint: String,
+    /// The user certificate it logged in with, if any.
+    pub cert: Option<CertIdentity>,
+}
+
+/// Who a user certificate says its holder is: what identifies a person in the audit log (the
+/// login name is whatever the client chose). Logged as `key_id`, `principals` (comma-joined),
+/// `serial` and `ca_fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub key_id: String,
+    pub principals: String,
+    pub serial: u64,
+    pub ca_fingerprint: String,
+}
+
+/// The certificate fields of an event; all absent for a plain key.
+struct CertFields<'a> {
+    key_id: Option<&'a str>,
+    principals: Option<&'a str>,
+    serial: Option<u64>,
+    ca_fingerprint: Option<&'a str>,
+}
+
+fn cert_fields(cert: Option<&CertIdentity>) -> CertFields<'_> {
+    CertFields {
+        key_id: cert.map(|c| c.key_id.as_str()),
+        principals: cert.map(|c| c.principals.as_str()),
+        serial: cert.map(|c| c.serial),
+        ca_fingerprint: cert.map(|c| c.ca_fingerprint.as_str()),
+    }
+}
+
+/// Whether the host certificate is valid, runs out soon, or has run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateHealth {
+    Valid,
+    ExpiresSoon,
+    Expired,
+}
+
+/// What the `host_certificate` event reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCertificateSummary {
+    pub key_id: String,
+    pub principals: String,
+    pub serial: u64,
+    /// UTC time, or `forever`.
+    pub valid_until: String,
+    pub ca_fingerprint: String,
+    /// Seconds left; `None` for a certificate valid forever.
+    pub expires_in_s: Option<u64>,
 }
 
 /// What the configuration event reports at start.
@@ -108,6 +159,50 @@ pub fn host_key(fingerprint: &str, source: &str, generated: bool) {
             event = HOST_KEY.name,
             fingerprint, source, "host key loaded"
         );
+    }
+}
+
+/// The `host_certificate` event at `$level` with `$message`.
+macro_rules! host_certificate_event {
+    ($level:ident, $c:expr, $message:expr) => {
+        $level!(
+            event = HOST_CERTIFICATE.name,
+            key_id = %$c.key_id,
+            principals = %$c.principals,
+            serial = $c.serial,
+            valid_until = %$c.valid_until,
+            ca_fingerprint = %$c.ca_fingerprint,
+            expires_in_s = $c.expires_in_s,
+            "{}",
+            $message
+        )
+    };
+}
+
+/// The host certificate presented: info when valid, warn when it runs out soon, error once it
+/// has (clients then refuse it); `fix` says how to sign a new one.
+pub fn host_certificate(c: &HostCertificateSummary, health: CertificateHealth, fix: &str) {
+    match health {
+        CertificateHealth::Valid => {
+            host_certificate_event!(info, c, "host certificate presented with the host key")
+        }
+        CertificateHealth::ExpiresSoon => host_certificate_event!(
+            warn,
+            c,
+            format!(
+                "host certificate expires at {} (within 7 days). Sign a new one: {fix}, \
+                 then restart",
+                c.valid_until
+            )
+        ),
+        CertificateHealth::Expired => host_certificate_event!(
+            error,
+            c,
+            format!(
+                "host certificate expired at {}: clients trusting the host CA refuse this                  bastion; {fix}, then restart",
+                c.valid_until
+            )
+        ),
     }
 }
 
@@ -324,17 +419,26 @@ pub fn login_timeout(conn: u64, client: SocketAddr) {
           "not authenticated within BASTION_LOGIN_GRACE_TIME; closing");
 }
 
+/// An authentication decision; `cert`: the certificate presented, if any.
 pub fn auth(
     id: u64,
     client: SocketAddr,
     user: &str,
     fingerprint: &str,
+    cert: Option<&CertIdentity>,
     accepted: bool,
     detail: &str,
 ) {
     let result = if accepted { "accepted" } else { "rejected" };
-    info!(event = AUTH.name, conn = id, client = %client, user, fingerprint, result, detail,
-          "public key {result}");
+    let c = cert_fields(cert);
+    let what = if cert.is_some() {
+        "certificate"
+    } else {
+        "public key"
+    };
+    info!(event = AUTH.name, conn = id, client = %client, user, fingerprint,
+          key_id = c.key_id, principals = c.principals, serial = c.serial,
+          ca_fingerprint = c.ca_fingerprint, result, detail, "{what} {result}");
 }
 
 pub fn request_refused(conn: u64, client: SocketAddr, kind: &str, detail: &str) {
@@ -343,15 +447,19 @@ pub fn request_refused(conn: u64, client: SocketAddr, kind: &str, detail: &str) 
 }
 
 pub fn tunnel_refused(conn: &ConnInfo, destination: &str, reason: &str) {
+    let c = cert_fields(conn.cert.as_ref());
     info!(event = TUNNEL_REFUSED.name, conn = conn.id, client = %conn.client,
-          user = %conn.user, fingerprint = %conn.fingerprint, destination, reason,
-          "tunnel refused");
+          user = %conn.user, fingerprint = %conn.fingerprint, key_id = c.key_id,
+          principals = c.principals, serial = c.serial, ca_fingerprint = c.ca_fingerprint,
+          destination, reason, "tunnel refused");
 }
 
 pub fn tunnel_opened(conn: &ConnInfo, channel: u32, destination: &str, resolved: SocketAddr) {
+    let c = cert_fields(conn.cert.as_ref());
     info!(event = TUNNEL_OPEN.name, conn = conn.id, client = %conn.client, user = %conn.user,
-          fingerprint = %conn.fingerprint, channel, destination, resolved = %resolved,
-          "tunnel opened");
+          fingerprint = %conn.fingerprint, key_id = c.key_id, principals = c.principals,
+          serial = c.serial, ca_fingerprint = c.ca_fingerprint, channel, destination,
+          resolved = %resolved, "tunnel opened");
 }
 
 pub fn tunnel_closed(
@@ -362,8 +470,11 @@ pub fn tunnel_closed(
     totals: &TunnelTotals,
     duration: Duration,
 ) {
+    let c = cert_fields(conn.cert.as_ref());
     info!(event = TUNNEL_CLOSE.name, conn = conn.id, client = %conn.client,
-          user = %conn.user, fingerprint = %conn.fingerprint, channel, destination,
+          user = %conn.user, fingerprint = %conn.fingerprint, key_id = c.key_id,
+          principals = c.principals, serial = c.serial, ca_fingerprint = c.ca_fingerprint,
+          channel, destination,
           resolved = %resolved, bytes_to_destination = totals.bytes_to_destination,
           bytes_from_destination = totals.bytes_from_destination,
           duration_ms = duration.as_millis() as u64, reason = %totals.reason, "tunnel closed");

@@ -21,6 +21,7 @@ use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey};
 use crate::audit;
 use crate::authorized_keys::AuthorizedKeys;
 use crate::certificates::{check_user_certificate, CertificateAuthority};
+pub use crate::key_options::now_unix;
 use crate::key_options::KeyRestrictions;
 use crate::key_store::KeyStore;
 use crate::key_strength::{
@@ -151,12 +152,24 @@ fn fingerprint(key: &KeyData) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-/// The current time in unix seconds (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Who a user certificate names (key id, principals, serial, CA), for the audit events.
+pub fn cert_identity(certificate: &Certificate) -> audit::CertIdentity {
+    audit::CertIdentity {
+        key_id: certificate.key_id().to_owned(),
+        principals: certificate.valid_principals().join(","),
+        serial: certificate.serial(),
+        ca_fingerprint: fingerprint(certificate.signature_key()),
+    }
+}
+
+impl Login {
+    /// The certificate it logged in with, as the audit events name it; `None` for a key.
+    pub fn cert_identity(&self) -> Option<audit::CertIdentity> {
+        match &self.credential {
+            Credential::Key(_) => None,
+            Credential::Certificate { certificate, .. } => Some(cert_identity(certificate)),
+        }
+    }
 }
 
 /// May this plain key log in from `client` at `now`? Returns the detail for the audit event
@@ -336,7 +349,11 @@ impl Authenticator {
         let keys = self.keys.current();
         match check_certificate(&keys, user, certificate, self.client, now_unix()) {
             Ok((detail, login)) => self.accept(&detail, login),
-            Err(why) => self.reject(user, &fingerprint(certificate.public_key()), &why),
+            Err(why) => {
+                let cert = cert_identity(certificate);
+                let fp = fingerprint(certificate.public_key());
+                self.reject_certificate(user, &fp, Some(&cert), &why)
+            }
         }
     }
 
@@ -363,11 +380,13 @@ impl Authenticator {
 
     fn accept(&self, detail: &str, login: Login) -> Verdict {
         let id = &login.identity;
+        let cert = login.cert_identity();
         audit::auth(
             self.conn,
             self.client,
             &id.user,
             &id.key_fingerprint,
+            cert.as_ref(),
             true,
             detail,
         );
@@ -375,7 +394,18 @@ impl Authenticator {
     }
 
     fn reject(&mut self, user: &str, fp: &str, why: &str) -> Verdict {
-        audit::auth(self.conn, self.client, user, fp, false, why);
+        self.reject_certificate(user, fp, None, why)
+    }
+
+    /// Refuse a login; `cert`: the certificate presented, if any.
+    fn reject_certificate(
+        &mut self,
+        user: &str,
+        fp: &str,
+        cert: Option<&audit::CertIdentity>,
+        why: &str,
+    ) -> Verdict {
+        audit::auth(self.conn, self.client, user, fp, cert, false, why);
         self.count_failure()
     }
 

@@ -21,6 +21,7 @@ use crate::channel_budget::ChannelLimits;
 use crate::client_policy::LivePolicy;
 use crate::destination_policy::DestinationPolicy;
 use crate::flow::FlowLimits;
+use crate::host_certificate::HostCertificate;
 use crate::host_key::HostKey;
 use crate::key_store::KeyStore;
 use crate::key_strength::MinRsaBits;
@@ -82,6 +83,22 @@ pub struct Options {
     /// Path of the host private key file (OpenSSH format).
     #[arg(long, env = "BASTION_HOST_KEY_FILE")]
     pub host_key_file: Option<PathBuf>,
+
+    /// OpenSSH host certificate of the host key (the text of host_key-cert.pub, made by
+    /// `ssh-keygen -s host_ca -h -I id -n names -V ...`), presented with the host key so that
+    /// clients with a `@cert-authority` known_hosts line trust the bastion. The start fails if
+    /// it is a user certificate, is for another key, or is not valid now; a warning is logged
+    /// from 7 days before it expires.
+    #[arg(
+        long,
+        env = "BASTION_HOST_CERTIFICATE",
+        conflicts_with = "host_certificate_file"
+    )]
+    pub host_certificate: Option<String>,
+
+    /// Path of the OpenSSH host certificate file (host_key-cert.pub).
+    #[arg(long, env = "BASTION_HOST_CERTIFICATE_FILE")]
+    pub host_certificate_file: Option<PathBuf>,
 
     /// Authorized public keys, as the text of an OpenSSH authorized_keys file.
     #[arg(
@@ -307,6 +324,8 @@ pub struct Options {
 pub struct Settings {
     pub listen: SocketAddr,
     pub host_key: HostKey,
+    /// Presented with the host key, when configured.
+    pub host_certificate: Option<HostCertificate>,
     pub keys: Arc<KeyStore>,
     pub destinations: DestinationPolicy,
     pub shutdown_grace: Duration,
@@ -431,6 +450,13 @@ impl Options {
         let host_key = HostKey::load(self.host_key.as_deref(), self.host_key_file.as_deref())
             .and_then(|key| key.check_strength(min_rsa_bits).map(|()| key))
             .map_err(|e| ConfigError(e.to_string()))?;
+        let host_certificate = HostCertificate::load(
+            self.host_certificate.as_deref(),
+            self.host_certificate_file.as_deref(),
+            host_key.key.public_key(),
+            crate::key_options::now_unix(),
+        )
+        .map_err(|e| ConfigError(e.to_string()))?;
         let keys = KeyStore::load(KeySources {
             keys: self.authorized_keys,
             keys_file: self.authorized_keys_file,
@@ -466,6 +492,7 @@ impl Options {
         Ok(Settings {
             listen,
             host_key,
+            host_certificate,
             keys,
             destinations,
             shutdown_grace: self.shutdown_grace,

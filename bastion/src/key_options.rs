@@ -33,7 +33,7 @@ mod expiry_time;
 mod permit_open;
 mod tokenizer;
 
-pub use expiry_time::{format_utc, parse_expiry_time};
+pub use expiry_time::{format_utc, now_unix, parse_expiry_time};
 pub use permit_open::PermitOpen;
 pub use tokenizer::{parse_options, truncate, KeyOption};
 

@@ -10,6 +10,7 @@
 //! Configuration, loaded once at start:
 //! - [`config`]: every flag and `BASTION_*` variable, defaults and validation into `Settings`.
 //! - [`host_key`]: the host key from a secret or file, or an ephemeral one.
+//! - [`host_certificate`]: the OpenSSH host certificate presented with it, checked at start.
 //! - [`net`]: IP and CIDR parsing and canonical forms, shared by every address rule.
 //! - [`authorized_keys`]: OpenSSH `authorized_keys` and revocation list parsing.
 //! - [`key_options`]: the options of a key line (`from=`, `permitopen=`, `expiry-time=`, …).
@@ -64,6 +65,7 @@ pub mod destination_policy;
 pub mod fd_limit;
 pub mod flow;
 pub mod healthcheck;
+pub mod host_certificate;
 pub mod host_key;
 pub mod key_options;
 pub mod key_store;

@@ -45,6 +45,13 @@ fn check_config(options: bastion::config::Options) -> ExitCode {
     let keys = settings.keys.current();
     println!("configuration ok");
     println!("listen: {}", settings.listen);
+    if let Some(cert) = &settings.host_certificate {
+        let s = cert.summary(bastion::key_options::now_unix());
+        println!(
+            "host_certificate: key id {:?}, principals {}, serial {}, valid until {}, CA {}",
+            s.key_id, s.principals, s.serial, s.valid_until, s.ca_fingerprint
+        );
+    }
     println!("permit_open: {}", settings.destinations.describe());
     println!("proxy_protocol: {}", settings.proxy.mode);
     println!("clients: {}", settings.clients.current().summary());
@@ -156,6 +163,13 @@ async fn serve(options: bastion::config::Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(cert) = &settings.host_certificate {
+        let started = bastion::key_options::now_unix();
+        tokio::spawn(bastion::host_certificate::watch_expiry(
+            cert.clone(),
+            started,
+        ));
+    }
     match bastion::server::serve(listener, settings, signals.recv()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -189,6 +203,9 @@ fn log_start(settings: &bastion::config::Settings) {
     let generated = settings.host_key.source == bastion::host_key::HostKeySource::Generated;
     let fingerprint = settings.host_key.fingerprint();
     audit::host_key(&fingerprint, settings.host_key.source.as_str(), generated);
+    if let Some(cert) = &settings.host_certificate {
+        cert.log(bastion::key_options::now_unix());
+    }
     let keys = settings.keys.current();
     bastion::key_store::log_lines(&keys);
     audit::config(&audit::ConfigSummary {

@@ -98,6 +98,13 @@ pub fn ssh_config(settings: &Settings) -> Config {
         // OpenSSH clients probe with "none" first: answer that at once.
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![settings.host_key.key.clone()],
+        // Offered (as `*-cert-v01@openssh.com`) ahead of the plain key, which stays offered
+        // for clients that pin the key itself.
+        certificates: settings
+            .host_certificate
+            .iter()
+            .map(|c| c.certificate.clone())
+            .collect(),
         window_size: settings.flow.window,
         maximum_packet_size: 32768,
         preferred,

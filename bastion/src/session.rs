@@ -195,6 +195,7 @@ impl SessionHandler {
             client: self.client,
             user: login.identity.user.clone(),
             fingerprint: login.identity.key_fingerprint.clone(),
+            cert: login.cert_identity(),
         }));
         // The line's options live in the shared state: a key reload may change them.
         self.state.logged_in(login, self.client);

@@ -1,7 +1,8 @@
 //! OpenSSH user certificates end to end: `ssh-keygen -s` signs, the stock `ssh` presents the
 //! certificate (`-o CertificateFile=... -i key`), and the bastion trusts the CA of a
 //! `cert-authority` line. A valid certificate logs in as its principal (not as anyone else) and
-//! the audit `auth` event carries its key id, serial and CA; expired, not-yet-valid, wrong-CA,
+//! the audit `auth`, `tunnel_open` and `tunnel_close` events carry its key id, principals,
+//! serial and CA (so does a refused `auth`); expired, not-yet-valid, wrong-CA,
 //! host, `force-command` and no-port-forwarding (`-O clear`) certificates are refused, and a
 //! `source-address` critical option is enforced against the client's address.
 //!
@@ -156,6 +157,8 @@ fn a_certificate_logs_in_as_its_principal_only() {
         );
     }
 
+    expect_identity_logged(&s, key_id);
+
     expect_login_refused(
         &s.try_cert(&cert, "bob", "bob through alice's certificate\n"),
         "certificate for alice, logging in as bob",
@@ -172,6 +175,12 @@ fn a_certificate_logs_in_as_its_principal_only() {
             .is_some_and(|d| d.contains("not a principal") && d.contains(key_id))),
         "no rejected auth for bob saying he is not a principal of {key_id}: {rejected:?}"
     );
+    assert!(
+        rejected
+            .iter()
+            .any(|e| e["key_id"] == key_id && e["principals"] == "alice"),
+        "the rejected auth for bob does not name the certificate presented: {rejected:?}"
+    );
 
     // Without the certificate the same key is just an unknown key.
     let bare = attempt(
@@ -185,6 +194,42 @@ fn a_certificate_logs_in_as_its_principal_only() {
         1,
         "only alice's certificate login reached the echo"
     );
+}
+
+/// The accepted `auth` event and the `tunnel_open`/`tunnel_close` events of alice's
+/// connection name her certificate (key id, principals, serial 42, CA), not only the login
+/// name the client chose.
+fn expect_identity_logged(s: &Setup, key_id: &str) {
+    let ca_fingerprint = s.ca.fingerprint();
+    let accepted = s.auth_events("alice", "accepted");
+    let conn = accepted[0]["conn"].clone();
+    let close = s.bastion.wait_event(Duration::from_secs(5), |e| {
+        e["event"] == "tunnel_close" && e["conn"] == conn
+    });
+    assert!(close.is_some(), "no tunnel_close for connection {conn}");
+    let mut events = accepted;
+    events.extend(
+        s.bastion
+            .events()
+            .into_iter()
+            .filter(|e| e["conn"] == conn)
+            .filter(|e| e["event"] == "tunnel_open" || e["event"] == "tunnel_close"),
+    );
+    assert_eq!(
+        events.len(),
+        3,
+        "auth, tunnel_open, tunnel_close: {events:?}"
+    );
+    for event in &events {
+        assert_eq!(event["key_id"], key_id, "{event}");
+        assert_eq!(event["principals"], "alice", "{event}");
+        assert_eq!(event["serial"], 42, "{event}");
+        assert_eq!(
+            event["ca_fingerprint"].as_str(),
+            Some(ca_fingerprint.as_str()),
+            "{event}"
+        );
+    }
 }
 
 /// Certificates that must not get in: each is refused (the client falls back to the bare key,
@@ -390,4 +435,46 @@ fn the_source_address_critical_option_is_enforced() {
             && e["detail"].as_str().is_some_and(|d| d.contains("pinned"))),
         "no accepted certificate login from {OTHER_LOOPBACK}: {accepted:?}"
     );
+}
+
+/// With `principals="alice"` on the CA line (sshd's shared authorized_keys), a certificate
+/// carrying principal `alice` logs in under any login name, here `root`: the login name says
+/// nothing about who it is, and the audit events name the certificate (key id, principals).
+#[test]
+fn with_principals_on_the_ca_line_any_login_name_is_accepted_and_the_certificate_logged() {
+    let dir = TestDir::new();
+    let ca = generate_key(dir.path(), "ca");
+    let user = generate_key(dir.path(), "user");
+    let echo = TestServer::echo_v4();
+    let bastion = BastionBuilder::new(&format!(
+        "cert-authority,principals=\"alice\" {}\n",
+        ca.public_line
+    ))
+    .permit_open(format!("127.0.0.1:{}", echo.port()))
+    .start();
+    let cert = sign_certificate(
+        dir.path(),
+        &ca,
+        &user,
+        "alice",
+        &["-I", "alice@corp", "-n", "alice,admins", "-V", "+1h"],
+    );
+    let client = bastion
+        .ssh(&user.private)
+        .option("CertificateFile", cert.to_str().expect("UTF-8 temp path"))
+        .option("User", "root");
+    expect_moves_bytes(
+        &attempt(client, &echo.spec(), "root by name, alice by certificate\n"),
+        "alice's certificate logging in as root",
+    );
+    let accepted: Vec<_> = bastion
+        .events_named("auth")
+        .into_iter()
+        .filter(|e| e["result"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    let event = &accepted[0];
+    assert_eq!(event["user"], "root", "{event}");
+    assert_eq!(event["key_id"], "alice@corp", "{event}");
+    assert_eq!(event["principals"], "alice,admins", "{event}");
 }

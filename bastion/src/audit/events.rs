@@ -27,6 +27,8 @@ macro_rules! events {
 events! {
     HOST_KEY = "host_key" ["fingerprint", "source"]
         "the host key in use at start (`generated` is a warning: clients will see a new key after a restart)";
+    HOST_CERTIFICATE = "host_certificate" ["key_id", "principals", "serial", "valid_until", "ca_fingerprint", "expires_in_s"]
+        "the host certificate presented with the host key (`BASTION_HOST_CERTIFICATE`), at start; at warn level at start and once a day while it expires within 7 days, at error level when it has expired (clients trusting the host CA then refuse the bastion): sign a new one and restart";
     CONFIG = "config" ["authorized_keys", "certificate_authorities", "revoked", "keys_source", "permit_open", "proxy_protocol", "clients", "name_lookups"]
         "the configuration in force at start (`name_lookups`: the DNS servers, search list and options read from `/etc/resolv.conf`, and the lookup limits)";
     FD_LIMIT = "fd_limit" ["soft_before", "limit", "hard", "reserve", "max_connections", "max_tunnels"]
@@ -57,15 +59,15 @@ events! {
         "no SSH identification within `BASTION_BANNER_TIMEOUT`: closed";
     LOGIN_TIMEOUT = "login_timeout" ["conn", "client"]
         "not authenticated within `BASTION_LOGIN_GRACE_TIME`: closed";
-    AUTH = "auth" ["conn", "client", "user", "fingerprint", "result", "detail"]
-        "a public key or certificate was accepted or rejected, with the line or certificate that decided";
+    AUTH = "auth" ["conn", "client", "user", "fingerprint", "key_id", "principals", "serial", "ca_fingerprint", "result", "detail"]
+        "a public key or certificate was accepted or rejected, with the line or certificate that decided; for a certificate, `key_id`, `principals` (comma-joined), `serial` and `ca_fingerprint` say who it was issued to (`user` is only the login name the client chose)";
     REQUEST_REFUSED = "request_refused" ["conn", "client", "kind", "detail"]
         "a refused request: password, shell command, sftp, agent, X11, `-R`, Unix sockets";
-    TUNNEL_REFUSED = "tunnel_refused" ["conn", "client", "user", "fingerprint", "destination", "reason"]
+    TUNNEL_REFUSED = "tunnel_refused" ["conn", "client", "user", "fingerprint", "key_id", "principals", "serial", "ca_fingerprint", "destination", "reason"]
         "a tunnel (or a `session` channel) was refused (policy, `permitopen`, unreachable; refusals by `BASTION_MAX_CHANNELS`, `BASTION_MAX_SESSIONS`, `BASTION_CHANNEL_OPEN_RATE` and `BASTION_MAX_TUNNELS` are logged once per connection and limit, and counted in `limits`)";
-    TUNNEL_OPEN = "tunnel_open" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved"]
-        "a tunnel is connected to its destination";
-    TUNNEL_CLOSE = "tunnel_close" ["conn", "client", "user", "fingerprint", "channel", "destination", "resolved", "bytes_to_destination", "bytes_from_destination", "duration_ms", "reason"]
+    TUNNEL_OPEN = "tunnel_open" ["conn", "client", "user", "fingerprint", "key_id", "principals", "serial", "ca_fingerprint", "channel", "destination", "resolved"]
+        "a tunnel is connected to its destination (`key_id`, `principals`, `serial`, `ca_fingerprint`: the certificate of a certificate login, as in `auth`)";
+    TUNNEL_CLOSE = "tunnel_close" ["conn", "client", "user", "fingerprint", "key_id", "principals", "serial", "ca_fingerprint", "channel", "destination", "resolved", "bytes_to_destination", "bytes_from_destination", "duration_ms", "reason"]
         "a tunnel ended: bytes each way, duration and why";
     CONNECTION_CLOSED = "connection_closed" ["conn", "client", "duration_ms", "reason"]
         "a connection ended, and why";

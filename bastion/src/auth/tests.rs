@@ -223,3 +223,50 @@ fn a_security_key_logs_in_only_with_no_touch_required() {
         }
     }
 }
+
+fn user_certificate(
+    ca: &russh::keys::PrivateKey,
+    subject: &russh::keys::PrivateKey,
+) -> Certificate {
+    use russh::keys::ssh_key::certificate::{Builder, CertType};
+    let now = now_unix();
+    let mut b =
+        Builder::new_with_random_nonce(&mut rand::rng(), subject.public_key(), 0, now + 3600)
+            .unwrap();
+    b.cert_type(CertType::User).unwrap();
+    b.key_id("alice@laptop").unwrap();
+    b.serial(77).unwrap();
+    b.valid_principal("alice").unwrap();
+    b.valid_principal("admins").unwrap();
+    b.extension("permit-port-forwarding", "").unwrap();
+    b.sign(ca).unwrap()
+}
+
+/// A certificate login carries who the certificate names, for the audit events of its
+/// connection; a plain key login carries none.
+#[tokio::test]
+async fn a_certificate_login_names_the_certificate_for_the_audit_log() {
+    let (ca, user) = (new_key(), new_key());
+    let keys = key_set(
+        &format!("cert-authority,principals=\"admins\" {}", public_line(&ca)),
+        "",
+    );
+    let cert = user_certificate(&ca, &user);
+    let (_, login) = check_certificate(&keys, "root", &cert, client(), now_unix()).unwrap();
+    let wanted = audit::CertIdentity {
+        key_id: "alice@laptop".into(),
+        principals: "alice,admins".into(),
+        serial: 77,
+        ca_fingerprint: fp(&ca),
+    };
+    assert_eq!(login.identity.user, "root");
+    assert_eq!(login.cert_identity(), Some(wanted.clone()));
+    assert_eq!(cert_identity(&cert), wanted);
+
+    let mut auth = authenticator(&public_line(&user), 6);
+    let Verdict::LoggedIn(login) = auth.signed("alice", user.public_key(), &Algorithm::Ed25519)
+    else {
+        panic!("a listed key did not log in");
+    };
+    assert_eq!(login.cert_identity(), None);
+}

@@ -112,3 +112,21 @@ fn min_rsa_bits_defaults_to_2048_and_stops_at_1024() {
         "{e}"
     );
 }
+
+#[test]
+fn host_certificate_text_and_file_conflict_and_errors_name_the_setting() {
+    let both = Cli::try_parse_from([
+        "bastion",
+        "--host-certificate",
+        "x",
+        "--host-certificate-file",
+        "/x",
+    ]);
+    assert!(both.is_err(), "text and file were both accepted");
+    let e = settings_with(&["--host-certificate", "not a certificate"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("BASTION_HOST_CERTIFICATE:"), "{e}");
+    assert!(settings_with(&[]).unwrap().host_certificate.is_none());
+}

@@ -1,4 +1,5 @@
-//! `expiry-time` parsing and UTC timestamps for messages, on the `time` crate's calendar.
+//! `expiry-time` parsing, UTC timestamps for messages (on the `time` crate's calendar), and the
+//! current time in unix seconds that every validity check compares with.
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
@@ -106,4 +107,12 @@ pub fn format_utc(unix: u64) -> String {
         t.minute(),
         t.second()
     )
+}
+
+/// The current time in unix seconds (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
