@@ -51,6 +51,11 @@ FROM scratch
 COPY --from=bin --chmod=0444 /ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=bin --chmod=0555 /dns-sidecar /dns-sidecar
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+# The key files' directory (KEYS_DIR=/keys in the task definition), owned by the sidecar's user:
+# ECS copies a VOLUME's path, with its owner and mode, from the image into the task volume
+# mounted there, so the sidecar can write the keys as 65532 (the default owner would be root).
+COPY --chown=65532:65532 --chmod=0755 docker/keys/ /keys/
+VOLUME ["/keys"]
 # 65532: the conventional "nonroot" id (distroless); the image has no /etc/passwd.
 USER 65532:65532
 ENTRYPOINT ["/dns-sidecar"]

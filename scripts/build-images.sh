@@ -103,6 +103,7 @@ for name in "${names[@]}"; do
     [[ -s $ca_bundle ]] || die "CA bundle $ca_bundle is missing (apt-get install ca-certificates, or set CA_BUNDLE)"
     cp "$ca_bundle" "$ctx/ca-certificates.crt"
     args+=(--build-arg CA_BUNDLE=ca-certificates.crt)
+    mkdir -p "$ctx/docker" && cp -r docker/keys "$ctx/docker/"
   fi
   "${offline[@]}" "${bah[@]}" build --quiet --pull=never --isolation chroot --layers=false \
     "${args[@]}" -f "docker/$name.Dockerfile" -t "$image" "$ctx" >/dev/null
@@ -115,10 +116,18 @@ for name in "${names[@]}"; do
   c=$(new_container "$image")
   mnt=$("${bah[@]}" mount "$c")
   files=$(cd "$mnt" && find . -mindepth 1 \( -type f -o -type l \) | sort | tr '\n' ' ')
+  keys_owner=$(stat -c '%u:%g %a' "$mnt/keys" 2>/dev/null || echo missing)
   "${bah[@]}" umount "$c" >/dev/null
   want="./$name "
-  [[ $name == dns-sidecar ]] && want="./dns-sidecar ./etc/ssl/certs/ca-certificates.crt "
+  [[ $name == dns-sidecar ]] && want="./dns-sidecar ./etc/ssl/certs/ca-certificates.crt ./keys/README "
   [[ $files == "$want" ]] || die "$image: unexpected files: $files(want: $want)"
+  if [[ $name == dns-sidecar ]]; then
+    # The key sync writes here as 65532; ECS copies the VOLUME path's owner into the task volume.
+    [[ $keys_owner == "65532:65532 755" ]] || die "$image: /keys is '$keys_owner', want 65532:65532 755"
+    volumes=$("${bah[@]}" inspect --type image --format '{{.OCIv1.Config.Volumes}}' "$image")
+    [[ $volumes == *"/keys"* ]] || die "$image: /keys is not declared a VOLUME ($volumes)"
+    echo "    /keys: owner and mode $keys_owner, VOLUME"
+  fi
   echo "    files: $files; user $user; entrypoint $entrypoint"
 
   echo "==> run $image: $name --help"

@@ -97,14 +97,22 @@ STACK_PARAMS = {
     "DnsSidecarImage": PLACEHOLDERS["DnsSidecarImage"],
 }
 
+# The optional key sources and host certificate, set (one stack variant is checked with them).
+OPTIONAL_KEY_PARAMS = {
+    "RevokedKeysSecretArn": SECRET + "revoked-keys-MnOpQr",
+    "UserKeysParameterPath": "/jumpbox/users",
+    "HostCertificateSecretArn": SECRET + "host-certificate-StUvWx",
+}
+
 # Which binary documents each container's variables; its image entrypoint is /<name>.
 BINARIES = {"bastion": "BASTION_BIN", "dns-sidecar": "DNS_SIDECAR_BIN"}
 # Shutdown each container needs after SIGTERM, beyond which ECS would SIGKILL it mid-way.
 SHUTDOWN_VAR = {"bastion": ("BASTION_SHUTDOWN_GRACE", 25.0), "dns-sidecar": ("DNS_STOP_TIMEOUT", 30.0)}
 # Start-up each container may take before its health check can pass (the sidecar reports
-# healthy once its record is published, within DNS_TIMEOUT): the health check's startPeriod
+# healthy once its record is published, within DNS_TIMEOUT; the bastion listens once its key
+# files exist, within BASTION_WAIT_FOR_KEYS): the health check's startPeriod
 # must cover it, or ECS replaces a task that is merely waiting for INSYNC.
-STARTUP_VAR = {"dns-sidecar": ("DNS_TIMEOUT", 120.0)}
+STARTUP_VAR = {"dns-sidecar": ("DNS_TIMEOUT", 120.0), "bastion": ("BASTION_WAIT_FOR_KEYS", 0.0)}
 SHUTDOWN_MARGIN = 5.0
 FARGATE_MEMORY = {
     "256": {512, 1024, 2048},
@@ -369,6 +377,7 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
         check_container_network(c, name, env, w, p)
         check_container_docs(c, name, env, docs, w, p)
     check_dependency_cycles(by_name, where, p)
+    check_key_files(by_name, where, p)
     return p
 
 
@@ -455,9 +464,50 @@ def check_container_network(c: dict, name: str, env: dict, w: str, p: Problems) 
         p.add(w, "logConfiguration must be awslogs with group, region and stream prefix")
     if name == "bastion":
         secrets = {s.get("name") for s in c.get("secrets", [])}
-        for s in ("BASTION_HOST_KEY", "BASTION_AUTHORIZED_KEYS"):
-            if s not in secrets:
-                p.add(w, f"{s} must come from a secret (stable host key; keys out of the task definition)")
+        if "BASTION_HOST_KEY" not in secrets:
+            p.add(w, "BASTION_HOST_KEY must come from a secret (a stable host key, out of the task definition)")
+        if "BASTION_AUTHORIZED_KEYS" in env:
+            p.add(w, "BASTION_AUTHORIZED_KEYS must not be written into the task definition: a secret, or the sidecar's key files")
+        if "BASTION_AUTHORIZED_KEYS" not in secrets and "BASTION_AUTHORIZED_KEYS_FILE" not in env:
+            p.add(w, "the bastion has no keys: BASTION_AUTHORIZED_KEYS from a secret, or BASTION_AUTHORIZED_KEYS_FILE written by the sidecar")
+
+
+def mount_of(c: dict, path: str) -> dict | None:
+    """The mount point of container `c` that holds `path`, if any."""
+    for m in c.get("mountPoints", []):
+        root = m.get("containerPath", "").rstrip("/")
+        if root and (path == root or path.startswith(root + "/")):
+            return m
+    return None
+
+
+def check_key_files(by_name: dict, where: str, p: Problems) -> None:
+    """The bastion's key files must be the ones the sidecar's key sync writes: on a volume the
+    sidecar mounts writable at KEYS_DIR and the bastion read-only, in that directory."""
+    bastion = by_name.get("bastion")
+    if bastion is None:
+        return
+    benv = env_of(bastion)
+    files = [benv[v] for v in ("BASTION_AUTHORIZED_KEYS_FILE", "BASTION_REVOKED_KEYS_FILE") if v in benv]
+    writers = [c for c in by_name.values() if "KEYS_DIR" in env_of(c)]
+    w = f"{where}: container bastion"
+    if files and not writers:
+        p.add(w, "BASTION_AUTHORIZED_KEYS_FILE is set but no container writes the keys (the sidecar's KEYS_DIR)")
+    for writer in writers:
+        keys_dir = env_of(writer)["KEYS_DIR"].rstrip("/")
+        wmount = mount_of(writer, keys_dir)
+        if wmount is None or wmount.get("readOnly", False):
+            p.add(f"{where}: container {writer['name']}", f"KEYS_DIR={keys_dir} must be on a writable mount point of a task volume")
+        for f in files:
+            bmount = mount_of(bastion, f)
+            if f.rsplit("/", 1)[0] != keys_dir:
+                p.add(w, f"{f} is not in the sidecar's KEYS_DIR {keys_dir}")
+            elif bmount is None or wmount is None or bmount.get("sourceVolume") != wmount.get("sourceVolume"):
+                p.add(w, f"{f} is not on the volume the sidecar writes ({(wmount or {}).get('sourceVolume')})")
+            elif not bmount.get("readOnly", False):
+                p.add(w, f"the bastion must mount {bmount.get('containerPath')} read-only (it only reads the keys)")
+        if "dns-sidecar" not in {d.get("containerName") for d in bastion.get("dependsOn", [])}:
+            p.add(w, "the bastion reads the keys the sidecar writes: make it depend on dns-sidecar (START) and wait for them (BASTION_WAIT_FOR_KEYS)")
 
 
 def check_container_docs(c: dict, name: str, env: dict, docs: dict[str, BinaryDocs] | None, w: str, p: Problems) -> None:
@@ -576,6 +626,16 @@ def check_policy(doc: dict, where: str) -> Problems:
     return p
 
 
+def role_policy(cfn: Cfn, role: str) -> dict:
+    """The statements of all the role's inline policies (those present with these parameters)
+    as one document."""
+    statements = []
+    for pol in cfn.eval(cfn.template["Resources"][role]["Properties"]["Policies"]):
+        if isinstance(pol, dict):
+            statements += pol["PolicyDocument"]["Statement"]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def check_policies(cfn_direct_prune: Cfn) -> Problems:
     p = Problems()
     resources = cfn_direct_prune.template["Resources"]
@@ -583,7 +643,7 @@ def check_policies(cfn_direct_prune: Cfn) -> Problems:
     for path, role in pairs:
         doc = load_json_with_samples(path, p)
         p += check_policy(doc, rel(path))
-        stack_doc = cfn_direct_prune.eval(resources[role]["Properties"]["Policies"][0]["PolicyDocument"])
+        stack_doc = role_policy(cfn_direct_prune, role)
         # Policies attached to the role as separate (conditional) resources.
         for name, res in resources.items():
             if res["Type"] == "AWS::IAM::Policy" and {"Ref": role} in res["Properties"].get("Roles", []) and cfn_direct_prune.resource_exists(name):
@@ -733,8 +793,18 @@ def bastion_starts(binary: str, container: dict, where: str) -> Problems:
     env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
     env.update({k: v for k, v in env_of(container).items()})
     env["BASTION_LISTEN"] = "127.0.0.1:0"
-    env["BASTION_AUTHORIZED_KEYS"] = SMOKE_KEY
     env.pop("BASTION_HOST_KEY", None)  # an ephemeral key; the secret's format is not ours to check
+    env.pop("BASTION_HOST_CERTIFICATE", None)  # it must match the key above
+    keys_dir = tempfile.TemporaryDirectory()
+    if "BASTION_AUTHORIZED_KEYS_FILE" in env:
+        # The files the sidecar writes on the task volume, here in a scratch directory.
+        for var, text in (("BASTION_AUTHORIZED_KEYS_FILE", SMOKE_KEY + "\n"), ("BASTION_REVOKED_KEYS_FILE", "")):
+            if var in env:
+                local = Path(keys_dir.name) / Path(env[var]).name
+                local.write_text(text)
+                env[var] = str(local)
+    else:
+        env["BASTION_AUTHORIZED_KEYS"] = SMOKE_KEY
     isolated = os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("nsenter") is not None
     cmd = [binary]
     if isolated:
@@ -774,6 +844,7 @@ def bastion_starts(binary: str, container: dict, where: str) -> Problems:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    keys_dir.cleanup()
     return p
 
 
@@ -831,7 +902,7 @@ def dry_run_helper(binary: str) -> int:
 def sidecar_dry_run(binary: str, container: dict, policy: dict, where: str) -> Problems:
     """The change the sidecar would send must be one the task role's policy allows."""
     p = Problems()
-    env = {"PATH": "/usr/bin:/bin", **env_of(container)}
+    env = {"PATH": "/usr/bin:/bin", **{k: v for k, v in env_of(container).items() if not k.startswith("KEYS_")}}
     env.update(DNS_IP="203.0.113.9", DNS_TIMEOUT="10s", AWS_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
     cmd = ["unshare", "-n", "--", sys.executable, __file__, "_sidecar-dry-run", binary]
     out = subprocess.run(cmd, env={**os.environ, "CHECK_DEPLOY_SIDECAR_ENV": json.dumps(env)}, capture_output=True, text=True, timeout=90)
@@ -1034,23 +1105,49 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
         "UseNlb=false": Cfn(template, {**STACK_PARAMS, "UseNlb": "false"}),
         "UseNlb=false,Prune=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "false", "Prune": "true"}),
         "UseNlb=true": Cfn(template, {**STACK_PARAMS, "UseNlb": "true"}),
+        "UseNlb=false,all key sources,host certificate": Cfn(template, {**STACK_PARAMS, "UseNlb": "false", **OPTIONAL_KEY_PARAMS}),
     }
     tds = {rel(TASK_JSON): json_td}
     tds.update({f"{rel(STACK)} ({k})": stack_task_definition(c) for k, c in variants.items()})
     policies = {rel(TASK_JSON): load_json_with_samples(TASK_POLICY, problems)}
     for k, c in variants.items():
         if c.resource_exists("TaskRole"):
-            policies[f"{rel(STACK)} ({k})"] = c.eval(template["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+            policies[f"{rel(STACK)} ({k})"] = role_policy(c, "TaskRole")
     for where, td in tds.items():
         problems += check_one_task_definition(where, td, bins, docs, policies.get(where))
     stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
     problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
     nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
-    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["bastion"]:
-        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the bastion alone behind the NLB")
+    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["dns-sidecar", "bastion"]:
+        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the key-keeping sidecar and the bastion behind the NLB")
+    nlb_dns = sorted(k for k in env_of(nlb_td["containerDefinitions"][0]) if k.startswith("DNS_") and k not in ("DNS_HEALTH_LISTEN", "DNS_LOG_FORMAT"))
+    if nlb_dns:
+        problems.add(f"{rel(STACK)} (UseNlb=true)", f"the sidecar publishes no record behind the NLB, yet has {nlb_dns}")
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
     problems += check_permit_open(template, bins["bastion"])
     return json_td, variants
+
+
+def check_key_sources(container: dict, policy: dict | None, where: str) -> Problems:
+    """Each key source the sidecar reads must be one the task role lets it read."""
+    p = Problems()
+    env = env_of(container)
+    allowed: dict[str, set] = {}
+    for st in (policy or {}).get("Statement", []):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for a in actions:
+            allowed.setdefault(a, set()).update(resources)
+    for var in ("KEYS_SECRET_ID", "KEYS_REVOKED_SECRET_ID"):
+        if var in env:
+            for action in ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"):
+                if env[var] not in allowed.get(action, set()):
+                    p.add(where, f"{var}={env[var]}: the task role does not allow {action} on it")
+    if "KEYS_PARAMETER_PATH" in env:
+        path = env["KEYS_PARAMETER_PATH"].rstrip("/")
+        if not any(r.endswith(f":parameter{path}") for r in allowed.get("ssm:GetParametersByPath", set())):
+            p.add(where, f"KEYS_PARAMETER_PATH={path}: the task role does not allow ssm:GetParametersByPath on it")
+    return p
 
 
 def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, BinaryDocs], policy: dict | None) -> Problems:
@@ -1067,7 +1164,12 @@ def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, 
         found += bastion_starts(bins["bastion"], bastion, f"{where}: container bastion")
     sidecar = next((c for c in td["containerDefinitions"] if c["name"] == "dns-sidecar"), None)
     what = "API shape, ECS limits, documented variables, bastion starts and its health check agrees"
-    if sidecar is not None and can_isolate:
+    if sidecar is not None:
+        found += check_key_sources(sidecar, policy, f"{where}: container dns-sidecar")
+        what += ", key sources readable by the task role"
+    if sidecar is not None and "DNS_HOSTED_ZONE_ID" not in env_of(sidecar):
+        what += " (sidecar keeps keys only)"
+    elif sidecar is not None and can_isolate:
         found += sidecar_dry_run(bins["dns-sidecar"], sidecar, policy, f"{where}: container dns-sidecar")
         what += ", sidecar's change allowed by the task role"
     elif sidecar is not None:

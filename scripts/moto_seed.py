@@ -233,6 +233,8 @@ def task_containers(endpoint, resources):
                     "dependsOn": c.get("dependsOn", []),
                     "stopTimeout": c.get("stopTimeout"),
                     "env": sorted(e["name"] for e in c.get("environment", [])),
+                    "secrets": sorted(e["name"] for e in c.get("secrets", [])),
+                    "mountPoints": c.get("mountPoints", []),
                 }
                 for c in td["taskDefinition"]["containerDefinitions"]
             }

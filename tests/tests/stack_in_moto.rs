@@ -65,4 +65,30 @@ fn the_stack_deploys_into_moto_cloudformation() {
     ] {
         assert!(env.contains(name), "{name} not set on the sidecar: {env}");
     }
+    // Live keys: the sidecar writes them into the shared volume, the bastion only reads them
+    // there; no key material is injected into the bastion at start.
+    for name in ["KEYS_DIR", "KEYS_SECRET_ID", "KEYS_INTERVAL"] {
+        assert!(env.contains(name), "{name} not set on the sidecar: {env}");
+    }
+    let mount = |c: &serde_json::Value| {
+        c["mountPoints"]
+            .as_array()
+            .and_then(|m| m.first())
+            .map(|m| {
+                (
+                    m["sourceVolume"].as_str().unwrap_or("").to_string(),
+                    m["containerPath"].as_str().unwrap_or("").to_string(),
+                    m["readOnly"].as_bool().unwrap_or(false),
+                )
+            })
+    };
+    assert_eq!(mount(sidecar), Some(("keys".into(), "/keys".into(), false)), "{out:#}");
+    assert_eq!(mount(bastion), Some(("keys".into(), "/keys".into(), true)), "{out:#}");
+    let bastion_env = bastion["env"].to_string();
+    assert!(bastion_env.contains("BASTION_AUTHORIZED_KEYS_FILE"), "{bastion_env}");
+    assert_eq!(
+        bastion["secrets"],
+        serde_json::json!(["BASTION_HOST_KEY"]),
+        "only the host key is injected: {out:#}"
+    );
 }
