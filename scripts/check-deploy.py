@@ -1037,6 +1037,8 @@ def self_test() -> list[str]:
         ("undocumented variable", lambda td: b(td)["environment"].append({"name": "BASTION_PERMIT_OPN", "value": ""}), "BASTION_PERMIT_OPN is not documented"),
         ("value not allowed", lambda td: b(td)["environment"].append({"name": "BASTION_LOG_FORMAT", "value": "yaml"}), "'yaml' is not one of json, text"),
         ("host key not secret", lambda td: b(td).update(secrets=[]), "BASTION_HOST_KEY must come from a secret"),
+        ("keys file nobody writes", lambda td: b(td)["environment"].append({"name": "BASTION_AUTHORIZED_KEYS_FILE", "value": "/keys/authorized_keys"}), "no container writes the keys"),
+        ("keys in plain text", lambda td: b(td)["environment"].append({"name": "BASTION_AUTHORIZED_KEYS", "value": "ssh-ed25519 AAAA"}), "must not be written into the task definition"),
         ("not Fargate size", lambda td: td.update(memory="4096"), "is not a Fargate size"),
         ("sidecar start longer than startPeriod", lambda td: sidecar(td, startPeriod=60), "startPeriod 60 is shorter than DNS_TIMEOUT=120s"),
         ("sidecar exits once published", lambda td: sidecar(td, env={"DNS_DELETE_ON_EXIT": "false"}), "which stops the task"),
