@@ -82,10 +82,21 @@ fn the_stack_deploys_into_moto_cloudformation() {
                 )
             })
     };
-    assert_eq!(mount(sidecar), Some(("keys".into(), "/keys".into(), false)), "{out:#}");
-    assert_eq!(mount(bastion), Some(("keys".into(), "/keys".into(), true)), "{out:#}");
+    assert_eq!(
+        mount(sidecar),
+        Some(("keys".into(), "/keys".into(), false)),
+        "{out:#}"
+    );
+    assert_eq!(
+        mount(bastion),
+        Some(("keys".into(), "/keys".into(), true)),
+        "{out:#}"
+    );
     let bastion_env = bastion["env"].to_string();
-    assert!(bastion_env.contains("BASTION_AUTHORIZED_KEYS_FILE"), "{bastion_env}");
+    assert!(
+        bastion_env.contains("BASTION_AUTHORIZED_KEYS_FILE"),
+        "{bastion_env}"
+    );
     assert_eq!(
         bastion["secrets"],
         serde_json::json!(["BASTION_HOST_KEY"]),
