@@ -72,6 +72,14 @@ static_cargo() { RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backen
 # recompiles the whole AWS SDK (measured: 18 minutes). Built alone, the test run reuses it all.
 step "release build: static bastion"
 static_cargo build "${static[@]}" -p bastion
+# The bastion's dependency tree stays free of AWS crates: key sources are read by the sidecar.
+bastion_tree=$(cargo tree --locked --offline -p bastion -e normal --target "$triple" --prefix none)
+aws_crates=$(grep -iE '^aws[-_]' <<<"$bastion_tree" || true)
+if [[ -n "$aws_crates" ]]; then
+  echo "error: the bastion depends on AWS crates (they belong in dns-sidecar):" >&2
+  echo "$aws_crates" | sort -u >&2
+  exit 1
+fi
 done_step
 
 step "release build: static dns-sidecar, and its unit tests"
