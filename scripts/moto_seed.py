@@ -228,12 +228,14 @@ def task_containers(endpoint, resources):
             td = client("ecs", endpoint).describe_task_definition(
                 taskDefinition=r["PhysicalResourceId"]
             )
+            # moto's CloudFormation leaves an `AWS::NoValue` list item as null when the
+            # container list holds an Fn::If (real CloudFormation drops it): skipped.
             return {
                 c["name"]: {
                     "dependsOn": c.get("dependsOn", []),
                     "stopTimeout": c.get("stopTimeout"),
-                    "env": sorted(e["name"] for e in c.get("environment", [])),
-                    "secrets": sorted(e["name"] for e in c.get("secrets", [])),
+                    "env": sorted(e["name"] for e in c.get("environment") or [] if e),
+                    "secrets": sorted(e["name"] for e in c.get("secrets") or [] if e),
                     "mountPoints": c.get("mountPoints", []),
                 }
                 for c in td["taskDefinition"]["containerDefinitions"]
