@@ -228,8 +228,8 @@ def task_containers(endpoint, resources):
             td = client("ecs", endpoint).describe_task_definition(
                 taskDefinition=r["PhysicalResourceId"]
             )
-            # moto's CloudFormation leaves an `AWS::NoValue` list item as null when the
-            # container list holds an Fn::If (real CloudFormation drops it): skipped.
+            # moto's CloudFormation keeps a list item that is `!Ref AWS::NoValue` (a variable set
+            # only in some modes) as null; CloudFormation drops it. Skip those here.
             return {
                 c["name"]: {
                     "dependsOn": c.get("dependsOn", []),
