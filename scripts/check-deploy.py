@@ -728,6 +728,38 @@ def check_record_name_patterns(template: dict) -> Problems:
     return p
 
 
+# The alarms each mode must have (README "Alarms").
+ALARMS = {
+    "direct": {"ErrorEventsAlarm", "FailedLoginsAlarm", "NoRunningTaskAlarm"},
+    "nlb": {"ErrorEventsAlarm", "FailedLoginsAlarm", "HealthyTasksBelowDesiredAlarm", "UnhealthyTargetsAlarm"},
+}
+
+
+def check_alarms(variants: dict) -> Problems:
+    """Each mode has its alarms; each metric filter matches events the binaries log: an
+    `event` named in README's audit-event table, and a `result` the bastion writes."""
+    p = Problems()
+    readme = FRAGMENT.read_text()
+    audit_src = (ROOT / "bastion" / "src" / "audit.rs").read_text()
+    for label, cfn in variants.items():
+        res = cfn.template["Resources"]
+        mode = "nlb" if "UseNlb=true" in label else "direct"
+        present = {n for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm" and cfn.resource_exists(n)}
+        if present != ALARMS[mode]:
+            p.add(f"{rel(STACK)} ({label})", f"alarms {sorted(present)}, expected {sorted(ALARMS[mode])}")
+        for name, r in res.items():
+            if r["Type"] != "AWS::Logs::MetricFilter" or not cfn.resource_exists(name):
+                continue
+            pattern = cfn.eval(r["Properties"]["FilterPattern"])
+            for event in re.findall(r'\$\.event = "([^"]+)"', pattern):
+                if f"| `{event}` |" not in readme:
+                    p.add(f"{rel(STACK)} {name}", f"filters on event {event!r}, which README's audit-event table does not list")
+            for result in re.findall(r'\$\.result = "([^"]+)"', pattern):
+                if f'"{result}"' not in audit_src:
+                    p.add(f"{rel(STACK)} {name}", f"filters on result {result!r}, which bastion/src/audit.rs never writes")
+    return p
+
+
 def check_no_aaaa(template: dict, tds: dict, policies: dict) -> Problems:
     """IPv4 only: the bastion listens on IPv4 in the task and the security groups are IPv4, so
     an AAAA record would send clients (which try IPv6 first) into a TCP timeout. No parameter
@@ -1239,6 +1271,7 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
     nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
     problems += check_no_aaaa(template, tds, policies)
+    problems += check_alarms(variants)
     problems += check_permit_open(template, bins["bastion"])
     return json_td, variants
 

@@ -317,7 +317,11 @@ fn event_time(
     let mut found = events
         .iter()
         .filter(|(name, e)| name == container && e["event"] == event);
-    let hit = if last { found.next_back() } else { found.next() };
+    let hit = if last {
+        found.next_back()
+    } else {
+        found.next()
+    };
     let (_, value) = hit.unwrap_or_else(|| {
         panic!(
             "{container} logged no `{event}`; its events: {:?}",
