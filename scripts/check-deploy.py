@@ -25,7 +25,13 @@ What it checks, and why (cfn-lint and the AWS API shapes miss most of it):
 4. The JSON task definition and the stack's are the same (containers, variable names, literal
    values, limits); the IAM policy files match the stack's roles; the Dockerfiles' entrypoints
    match the health checks; every placeholder is documented in README.md.
-5. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
+5. The containers of each mode (keys, bastion, dns-sidecar; behind the NLB keys and bastion)
+   and their start/stop order: a container publishing DNS depends on the bastion (HEALTHY), the
+   bastion on the key writer (HEALTHY), each sidecar container has its own status port. The
+   task role's record-name condition has {region} and {cluster} expanded; nothing offers,
+   publishes or allows AAAA; each mode has its alarms, on log events the binaries write; the
+   optional KMS, ECR and CPU architecture parameters reach the roles and the task.
+6. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
 
 Negative self-tests run first (a stopTimeout of 121 must be reported, and so on), so the checks
 provably fail. `check-deploy.py render FILE` prints FILE with ${Name} taken from the environment
@@ -104,6 +110,12 @@ OPTIONAL_KEY_PARAMS = {
     "RevokedKeysSecretArn": SECRET + "revoked-keys-MnOpQr",
     "UserKeysParameterPath": "/jumpbox/users",
     "HostCertificateSecretArn": SECRET + "host-certificate-StUvWx",
+    # And the other optional parameters, so their branches are evaluated too.
+    "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0123abcd-4567-89ef-0123-456789abcdef",
+    "EcrAccountId": "210987654321",
+    "EcrRegion": "us-east-1",
+    "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:jumpbox-alarms",
+    "CpuArchitecture": "ARM64",
 }
 
 # Which binary documents each container's variables; its image entrypoint is /<name>.
@@ -760,6 +772,26 @@ def check_alarms(variants: dict) -> Problems:
     return p
 
 
+def check_optional_parameters(cfn: Cfn) -> Problems:
+    """KmsKeyArn gives both roles kms:Decrypt on it; EcrAccountId/EcrRegion name the pulled
+    repositories; CpuArchitecture reaches the task definition."""
+    p = Problems()
+    w = f"{rel(STACK)} (all optional parameters)"
+    params = OPTIONAL_KEY_PARAMS
+    for role in ("TaskRole", "ExecutionRole"):
+        grants = [st for st in role_policy(cfn, role)["Statement"] if st["Action"] == "kms:Decrypt"]
+        if [st["Resource"] for st in grants] != [params["KmsKeyArn"]]:
+            p.add(w, f"{role}: KmsKeyArn must give kms:Decrypt on it, got {grants}")
+    pulls = [st["Resource"] for st in role_policy(cfn, "ExecutionRole")["Statement"] if st.get("Sid") == "PullImagesFromEcr"]
+    want = f"arn:aws:ecr:{params['EcrRegion']}:{params['EcrAccountId']}:repository/jumpbox/*"
+    if pulls != [want]:
+        p.add(w, f"ExecutionRole pulls from {pulls}, expected {want}")
+    arch = stack_task_definition(cfn).get("runtimePlatform", {}).get("cpuArchitecture")
+    if arch != params["CpuArchitecture"]:
+        p.add(w, f"CpuArchitecture={params['CpuArchitecture']} gives the task {arch}")
+    return p
+
+
 def check_no_aaaa(template: dict, tds: dict, policies: dict) -> Problems:
     """IPv4 only: the bastion listens on IPv4 in the task and the security groups are IPv4, so
     an AAAA record would send clients (which try IPv6 first) into a TCP timeout. No parameter
@@ -1272,6 +1304,7 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
     problems += check_no_aaaa(template, tds, policies)
     problems += check_alarms(variants)
+    problems += check_optional_parameters(variants["UseNlb=false,all key sources,host certificate"])
     problems += check_permit_open(template, bins["bastion"])
     return json_td, variants
 
