@@ -25,7 +25,13 @@ What it checks, and why (cfn-lint and the AWS API shapes miss most of it):
 4. The JSON task definition and the stack's are the same (containers, variable names, literal
    values, limits); the IAM policy files match the stack's roles; the Dockerfiles' entrypoints
    match the health checks; every placeholder is documented in README.md.
-5. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
+5. The containers of each mode (keys, bastion, dns-sidecar; behind the NLB keys and bastion)
+   and their start/stop order: a container publishing DNS depends on the bastion (HEALTHY), the
+   bastion on the key writer (HEALTHY), each sidecar container has its own status port. The
+   task role's record-name condition has {region} and {cluster} expanded; nothing offers,
+   publishes or allows AAAA; each mode has its alarms, on log events the binaries write; the
+   optional KMS, ECR and CPU architecture parameters reach the roles and the task.
+6. hadolint on docker/*Dockerfile* and cfn-lint on ecs/*.yaml.
 
 Negative self-tests run first (a stopTimeout of 121 must be reported, and so on), so the checks
 provably fail. `check-deploy.py render FILE` prints FILE with ${Name} taken from the environment
@@ -77,9 +83,11 @@ PLACEHOLDERS = {
     "AuthorizedKeysSecretArn": SECRET + "authorized-keys-GhIjKl",
     "HostedZoneId": "Z0123456789ABCDEFGHIJ",
     "RecordName": "jumpbox.{region}.example.com",
-    "RecordNamePattern": "jumpbox.*.example.com",
+    "RecordNamePattern": f"jumpbox.{REGION}.example.com",
     "ClusterName": "jumpbox",
     "EcrRepositoryPrefix": "jumpbox/",
+    "EcrAccountId": ACCOUNT,
+    "EcrRegion": REGION,
     "PermitOpen": "*.rds.amazonaws.com:5432,10.0.0.0/16:*",
     "AllowedClientCidrs": "203.0.113.0/24,198.51.100.7/32",
 }
@@ -102,10 +110,28 @@ OPTIONAL_KEY_PARAMS = {
     "RevokedKeysSecretArn": SECRET + "revoked-keys-MnOpQr",
     "UserKeysParameterPath": "/jumpbox/users",
     "HostCertificateSecretArn": SECRET + "host-certificate-StUvWx",
+    # And the other optional parameters, so their branches are evaluated too.
+    "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0123abcd-4567-89ef-0123-456789abcdef",
+    "EcrAccountId": "210987654321",
+    "EcrRegion": "us-east-1",
+    "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:jumpbox-alarms",
+    "CpuArchitecture": "ARM64",
 }
 
 # Which binary documents each container's variables; its image entrypoint is /<name>.
 BINARIES = {"bastion": "BASTION_BIN", "dns-sidecar": "DNS_SIDECAR_BIN"}
+# Containers running another container's image (binary): `keys` is the dns-sidecar image with
+# key sync only (no DNS_HOSTED_ZONE_ID).
+CONTAINER_BINARY = {"keys": "dns-sidecar"}
+# The containers of each mode, in the task definition's order (= ECS start order).
+DIRECT_CONTAINERS = ["keys", "bastion", "dns-sidecar"]
+NLB_CONTAINERS = ["keys", "bastion"]
+# dns-sidecar's default DNS_HEALTH_LISTEN (the status port `dns-sidecar healthcheck` asks).
+SIDECAR_HEALTH_DEFAULT = "127.0.0.1:9053"
+
+
+def binary_of(container_name: str) -> str:
+    return CONTAINER_BINARY.get(container_name, container_name)
 # Shutdown each container needs after SIGTERM, beyond which ECS would SIGKILL it mid-way.
 SHUTDOWN_VAR = {"bastion": ("BASTION_SHUTDOWN_GRACE", 25.0), "dns-sidecar": ("DNS_STOP_TIMEOUT", 30.0)}
 # Start-up each container may take before its health check can pass (the sidecar reports
@@ -378,7 +404,37 @@ def check_task_definition(td: dict, where: str, docs: dict[str, BinaryDocs] | No
         check_container_docs(c, name, env, docs, w, p)
     check_dependency_cycles(by_name, where, p)
     check_key_files(by_name, where, p)
+    check_start_stop_order(by_name, where, p)
+    check_health_ports(by_name, where, p)
     return p
+
+
+def check_start_stop_order(by_name: dict, where: str, p: Problems) -> None:
+    """A container publishing the task's address in DNS must depend on the bastion (HEALTHY):
+    ECS then publishes only once the bastion answers, and stops that container (withdrawing
+    the record) before the bastion stops accepting (reverse dependsOn order)."""
+    if "bastion" not in by_name:
+        return
+    for c in by_name.values():
+        if "DNS_HOSTED_ZONE_ID" not in env_of(c):
+            continue
+        deps = {d.get("containerName"): d.get("condition") for d in c.get("dependsOn", [])}
+        if deps.get("bastion") != "HEALTHY":
+            p.add(f"{where}: container {c['name']}", "publishes the task's address: it must depend on bastion with HEALTHY (published once the bastion answers, withdrawn before it stops accepting)")
+        if any(k in env_of(c) for k in ("KEYS_DIR", "KEYS_SECRET_ID")):
+            p.add(f"{where}: container {c['name']}", "publishes DNS and writes the keys: the bastion needs the keys before it starts and the record only after, so they must be two containers")
+
+
+def check_health_ports(by_name: dict, where: str, p: Problems) -> None:
+    """Sidecar-image containers share the task's loopback: each needs its own status port."""
+    seen: dict[str, str] = {}
+    for c in by_name.values():
+        if binary_of(c.get("name")) != "dns-sidecar":
+            continue
+        port = env_of(c).get("DNS_HEALTH_LISTEN", SIDECAR_HEALTH_DEFAULT)
+        if port in seen:
+            p.add(f"{where}: container {c['name']}", f"DNS_HEALTH_LISTEN={port} is also {seen[port]}'s: both bind the task's loopback, the second fails to start")
+        seen[port] = c["name"]
 
 
 def check_container_limits(c: dict, name: str, env: dict, w: str, p: Problems) -> None:
@@ -422,8 +478,8 @@ def check_container_limits(c: dict, name: str, env: dict, w: str, p: Problems) -
         cmd = hc.get("command", [])
         if not cmd or cmd[0] != "CMD":
             p.add(w, f"healthCheck command {cmd} must be the exec form [\"CMD\", ...]: the image has no shell")
-        elif name in BINARIES and cmd[1:] != [f"/{name}", "healthcheck"]:
-            p.add(w, f"healthCheck command {cmd} should be [\"CMD\", \"/{name}\", \"healthcheck\"]")
+        elif binary_of(name) in BINARIES and cmd[1:] != [f"/{binary_of(name)}", "healthcheck"]:
+            p.add(w, f"healthCheck command {cmd} should be [\"CMD\", \"/{binary_of(name)}\", \"healthcheck\"]")
 
 
 def check_container_hardening(c: dict, w: str, p: Problems) -> None:
@@ -492,7 +548,7 @@ def check_key_files(by_name: dict, where: str, p: Problems) -> None:
     writers = [c for c in by_name.values() if "KEYS_DIR" in env_of(c)]
     w = f"{where}: container bastion"
     if files and not writers:
-        p.add(w, "BASTION_AUTHORIZED_KEYS_FILE is set but no container writes the keys (the sidecar's KEYS_DIR)")
+        p.add(w, "BASTION_AUTHORIZED_KEYS_FILE is set but no container writes the keys (KEYS_DIR of the keys container)")
     for writer in writers:
         keys_dir = env_of(writer)["KEYS_DIR"].rstrip("/")
         wmount = mount_of(writer, keys_dir)
@@ -506,14 +562,15 @@ def check_key_files(by_name: dict, where: str, p: Problems) -> None:
                 p.add(w, f"{f} is not on the volume the sidecar writes ({(wmount or {}).get('sourceVolume')})")
             elif not bmount.get("readOnly", False):
                 p.add(w, f"the bastion must mount {bmount.get('containerPath')} read-only (it only reads the keys)")
-        if "dns-sidecar" not in {d.get("containerName") for d in bastion.get("dependsOn", [])}:
-            p.add(w, "the bastion reads the keys the sidecar writes: make it depend on dns-sidecar (START) and wait for them (BASTION_WAIT_FOR_KEYS)")
+        deps = {d.get("containerName"): d.get("condition") for d in bastion.get("dependsOn", [])}
+        if deps.get(writer["name"]) != "HEALTHY":
+            p.add(w, f"the bastion reads the keys {writer['name']} writes: make it depend on {writer['name']} with HEALTHY (healthy once the files are written; BASTION_WAIT_FOR_KEYS is only a safety net)")
 
 
 def check_container_docs(c: dict, name: str, env: dict, docs: dict[str, BinaryDocs] | None, w: str, p: Problems) -> None:
     """Every variable is documented by the binary's --help (and set once), with an allowed value."""
-    if docs is not None and name in docs:
-        doc = docs[name]
+    if docs is not None and binary_of(name) in docs:
+        doc = docs[binary_of(name)]
         names = [e.get("name") for e in c.get("environment", [])] + [s.get("name") for s in c.get("secrets", [])]
         seen = set()
         for var in names:
@@ -652,12 +709,107 @@ def check_policies(cfn_direct_prune: Cfn) -> Problems:
         if policy_summary(doc) != policy_summary(stack_doc):
             p.add(rel(path), f"statements differ from {rel(STACK)} {role}:\n  json:  {policy_summary(doc)}\n  stack: {policy_summary(stack_doc)}")
         if role == "TaskRole":
-            for s in stack_doc["Statement"]:
-                if s["Action"] == "route53:ChangeResourceRecordSets":
-                    pattern = s["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"][0]
-                    concrete = STACK_PARAMS["RecordName"].replace("{region}", REGION)
-                    if "{" in pattern or not fnmatch.fnmatchcase(concrete, pattern):
-                        p.add(f"{rel(STACK)} TaskRole", f"record name pattern {pattern!r} does not match {concrete!r}")
+            p += check_record_name_patterns(cfn_direct_prune.template)
+    return p
+
+
+# RecordName templates and the task role's record-name condition the stack must make of them:
+# {region} and {cluster} are this stack's (expanded), the task-specific ones a wildcard.
+RECORD_NAME_PATTERNS = {
+    "jumpbox.{region}.example.com": f"jumpbox.{REGION}.example.com",
+    "{task_id}.{cluster}.{region}.example.com": f"*.<Cluster>.{REGION}.example.com",
+    "jumpbox-{cluster}.example.com": "jumpbox-<Cluster>.example.com",
+    "{family}.{az}.example.com": "*.*.example.com",
+}
+
+
+def check_record_name_patterns(template: dict) -> Problems:
+    """The task role may change only this stack's names: not another region's or cluster's."""
+    p = Problems()
+    w = f"{rel(STACK)} TaskRole"
+    rx = re.compile(template["Parameters"]["RecordName"]["AllowedPattern"])
+    for name, expected in RECORD_NAME_PATTERNS.items():
+        cfn = Cfn(template, {**STACK_PARAMS, "UseNlb": "false", "RecordName": name})
+        stmt = next(s for s in role_policy(cfn, "TaskRole")["Statement"] if s["Action"] == "route53:ChangeResourceRecordSets")
+        pattern = stmt["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"][0]
+        if pattern != expected:
+            p.add(w, f"RecordName {name!r}: record name pattern {pattern!r}, expected {expected!r} ({{region}} and {{cluster}} expanded by the stack, the rest *)")
+    for twice in ("{region}.{region}.example.com", "{cluster}.x.{cluster}.example.com"):
+        if rx.fullmatch(twice):
+            p.add(f"{rel(STACK)} parameter RecordName", f"AllowedPattern accepts {twice!r}: the stack expands {{region}} and {{cluster}} only once")
+    return p
+
+
+# The alarms each mode must have (README "Alarms").
+ALARMS = {
+    "direct": {"ErrorEventsAlarm", "FailedLoginsAlarm", "NoRunningTaskAlarm"},
+    "nlb": {"ErrorEventsAlarm", "FailedLoginsAlarm", "HealthyTasksBelowDesiredAlarm", "UnhealthyTargetsAlarm"},
+}
+
+
+def check_alarms(variants: dict) -> Problems:
+    """Each mode has its alarms; each metric filter matches events the binaries log: an
+    `event` named in README's audit-event table, and a `result` the bastion writes."""
+    p = Problems()
+    readme = FRAGMENT.read_text()
+    audit_src = (ROOT / "bastion" / "src" / "audit.rs").read_text()
+    for label, cfn in variants.items():
+        res = cfn.template["Resources"]
+        mode = "nlb" if "UseNlb=true" in label else "direct"
+        present = {n for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm" and cfn.resource_exists(n)}
+        if present != ALARMS[mode]:
+            p.add(f"{rel(STACK)} ({label})", f"alarms {sorted(present)}, expected {sorted(ALARMS[mode])}")
+        for name, r in res.items():
+            if r["Type"] != "AWS::Logs::MetricFilter" or not cfn.resource_exists(name):
+                continue
+            pattern = cfn.eval(r["Properties"]["FilterPattern"])
+            for event in re.findall(r'\$\.event = "([^"]+)"', pattern):
+                if f"| `{event}` |" not in readme:
+                    p.add(f"{rel(STACK)} {name}", f"filters on event {event!r}, which README's audit-event table does not list")
+            for result in re.findall(r'\$\.result = "([^"]+)"', pattern):
+                if f'"{result}"' not in audit_src:
+                    p.add(f"{rel(STACK)} {name}", f"filters on result {result!r}, which bastion/src/audit.rs never writes")
+    return p
+
+
+def check_optional_parameters(cfn: Cfn) -> Problems:
+    """KmsKeyArn gives both roles kms:Decrypt on it; EcrAccountId/EcrRegion name the pulled
+    repositories; CpuArchitecture reaches the task definition."""
+    p = Problems()
+    w = f"{rel(STACK)} (all optional parameters)"
+    params = OPTIONAL_KEY_PARAMS
+    for role in ("TaskRole", "ExecutionRole"):
+        grants = [st for st in role_policy(cfn, role)["Statement"] if st["Action"] == "kms:Decrypt"]
+        if [st["Resource"] for st in grants] != [params["KmsKeyArn"]]:
+            p.add(w, f"{role}: KmsKeyArn must give kms:Decrypt on it, got {grants}")
+    pulls = [st["Resource"] for st in role_policy(cfn, "ExecutionRole")["Statement"] if st.get("Sid") == "PullImagesFromEcr"]
+    want = f"arn:aws:ecr:{params['EcrRegion']}:{params['EcrAccountId']}:repository/jumpbox/*"
+    if pulls != [want]:
+        p.add(w, f"ExecutionRole pulls from {pulls}, expected {want}")
+    arch = stack_task_definition(cfn).get("runtimePlatform", {}).get("cpuArchitecture")
+    if arch != params["CpuArchitecture"]:
+        p.add(w, f"CpuArchitecture={params['CpuArchitecture']} gives the task {arch}")
+    return p
+
+
+def check_no_aaaa(template: dict, tds: dict, policies: dict) -> Problems:
+    """IPv4 only: the bastion listens on IPv4 in the task and the security groups are IPv4, so
+    an AAAA record would send clients (which try IPv6 first) into a TCP timeout. No parameter
+    may offer AAAA, no container may publish it, no task role may allow it."""
+    p = Problems()
+    for name, spec in template.get("Parameters", {}).items():
+        if "AAAA" in json.dumps(spec.get("AllowedValues", [])) or "AAAA" in str(spec.get("Default", "")):
+            p.add(f"{rel(STACK)} parameter {name}", "offers AAAA records, which cannot work: the bastion and the security groups are IPv4 only")
+    for where, td in tds.items():
+        for c in td["containerDefinitions"]:
+            env = env_of(c)
+            if "DNS_HOSTED_ZONE_ID" in env and env.get("DNS_RECORD_TYPES", "A") != "A":
+                p.add(f"{where}: container {c['name']}", f"DNS_RECORD_TYPES={env.get('DNS_RECORD_TYPES')!r}: only A works (IPv4-only bastion and security groups)")
+    for where, doc in policies.items():
+        for st in (doc or {}).get("Statement", []):
+            types = st.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("route53:ChangeResourceRecordSetsRecordTypes")
+            if types is not None and types != ["A"]:
+                p.add(f"{where} task role", f"allows record types {types}: only A")
     return p
 
 
@@ -1019,7 +1171,26 @@ def self_test() -> list[str]:
         c["healthCheck"] = {"command": ["CMD", "/dns-sidecar", "healthcheck"], "interval": 10, "startPeriod": startPeriod}
         td["containerDefinitions"][1] = c
 
+    def keys_writer(td, condition):
+        k = copy.deepcopy(h(td))
+        k.update(name="keys", environment=[{"name": "KEYS_DIR", "value": "/keys"}, {"name": "DNS_HEALTH_LISTEN", "value": "127.0.0.1:9054"}],
+                 mountPoints=[{"sourceVolume": "keys", "containerPath": "/keys", "readOnly": False}])
+        td["containerDefinitions"].append(k)
+        b(td)["environment"].append({"name": "BASTION_AUTHORIZED_KEYS_FILE", "value": "/keys/authorized_keys"})
+        b(td)["mountPoints"] = [{"sourceVolume": "keys", "containerPath": "/keys", "readOnly": True}]
+        b(td)["dependsOn"] = [{"containerName": "keys", "condition": condition}]
+
+    def second_status_port(td):
+        sidecar(td)
+        keys_writer(td, "HEALTHY")
+        env_of_keys = td["containerDefinitions"][-1]["environment"]
+        env_of_keys[:] = [e for e in env_of_keys if e["name"] != "DNS_HEALTH_LISTEN"]
+
     cases = [
+        ("DNS published before the bastion answers", lambda td: sidecar(td, env={"DNS_HOSTED_ZONE_ID": "Z1"}), "must depend on bastion with HEALTHY"),
+        ("one container for DNS and keys", lambda td: sidecar(td, env={"DNS_HOSTED_ZONE_ID": "Z1", "KEYS_DIR": "/keys"}), "they must be two containers"),
+        ("bastion starts before the keys are written", lambda td: keys_writer(td, "START"), "make it depend on keys with HEALTHY"),
+        ("two sidecars on one status port", second_status_port, "both bind the task's loopback"),
         ("stopTimeout 121", lambda td: b(td).update(stopTimeout=121), "stopTimeout 121 is outside 2..120"),
         ("stopTimeout below the grace", lambda td: b(td).update(stopTimeout=26), "leaves no room for BASTION_SHUTDOWN_GRACE=25s"),
         ("health interval 4", lambda td: b(td)["healthCheck"].update(interval=4), "interval 4 is outside 5..300"),
@@ -1119,13 +1290,23 @@ def check_task_definitions(bins: dict, docs: dict[str, BinaryDocs], problems: Pr
         problems += check_one_task_definition(where, td, bins, docs, policies.get(where))
     stack_direct = tds[f"{rel(STACK)} (UseNlb=false)"]
     problems += compare_task_definitions(raw_json, json_td, stack_direct, f"{rel(TASK_JSON)} vs {rel(STACK)}")
+    for where, td in tds.items():
+        names = [c["name"] for c in td["containerDefinitions"]]
+        expected = NLB_CONTAINERS if "UseNlb=true" in where else DIRECT_CONTAINERS
+        if names != expected:
+            problems.add(where, f"expected the containers {expected} (keys, then the bastion, then the record), got {names}")
+        for c in td["containerDefinitions"]:
+            dns = sorted(k for k in env_of(c) if k.startswith("DNS_") and k not in ("DNS_HEALTH_LISTEN", "DNS_LOG_FORMAT"))
+            keys = sorted(k for k in env_of(c) if k.startswith("KEYS_"))
+            if c["name"] == "keys" and dns:
+                problems.add(f"{where}: container keys", f"keeps the keys only, yet has {dns}")
+            if c["name"] == "dns-sidecar" and keys:
+                problems.add(f"{where}: container dns-sidecar", f"publishes the record only (the keys container syncs the keys), yet has {keys}")
     nlb_td = tds[f"{rel(STACK)} (UseNlb=true)"]
-    if [c["name"] for c in nlb_td["containerDefinitions"]] != ["dns-sidecar", "bastion"]:
-        problems.add(f"{rel(STACK)} (UseNlb=true)", "expected the key-keeping sidecar and the bastion behind the NLB")
-    nlb_dns = sorted(k for k in env_of(nlb_td["containerDefinitions"][0]) if k.startswith("DNS_") and k not in ("DNS_HEALTH_LISTEN", "DNS_LOG_FORMAT"))
-    if nlb_dns:
-        problems.add(f"{rel(STACK)} (UseNlb=true)", f"the sidecar publishes no record behind the NLB, yet has {nlb_dns}")
     problems += check_nlb(variants["UseNlb=true"], nlb_td)
+    problems += check_no_aaaa(template, tds, policies)
+    problems += check_alarms(variants)
+    problems += check_optional_parameters(variants["UseNlb=false,all key sources,host certificate"])
     problems += check_permit_open(template, bins["bastion"])
     return json_td, variants
 
@@ -1164,14 +1345,15 @@ def check_one_task_definition(where: str, td: dict, bins: dict, docs: dict[str, 
         found.add(where, "no bastion container")
     else:
         found += bastion_starts(bins["bastion"], bastion, f"{where}: container bastion")
-    sidecar = next((c for c in td["containerDefinitions"] if c["name"] == "dns-sidecar"), None)
-    what = "API shape, ECS limits, documented variables, bastion starts and its health check agrees"
-    if sidecar is not None:
-        found += check_key_sources(sidecar, policy, f"{where}: container dns-sidecar")
-        what += ", key sources readable by the task role"
-    if sidecar is not None and "DNS_HOSTED_ZONE_ID" not in env_of(sidecar):
-        what += " (sidecar keeps keys only)"
-    elif sidecar is not None and can_isolate:
+    what = "API shape, ECS limits, documented variables, start/stop order, bastion starts and its health check agrees"
+    for c in td["containerDefinitions"]:
+        if any(k.startswith("KEYS_") for k in env_of(c)):
+            found += check_key_sources(c, policy, f"{where}: container {c['name']}")
+            what += f", {c['name']}'s key sources readable by the task role"
+    sidecar = next((c for c in td["containerDefinitions"] if "DNS_HOSTED_ZONE_ID" in env_of(c)), None)
+    if sidecar is None:
+        what += " (no DNS container)"
+    elif can_isolate:
         found += sidecar_dry_run(bins["dns-sidecar"], sidecar, policy, f"{where}: container dns-sidecar")
         what += ", sidecar's change allowed by the task role"
     elif sidecar is not None:

@@ -12,6 +12,11 @@
 //! within a bound after stopping in ECS order, the sidecar reports `deleted`, the record is gone
 //! from moto, no process of the task's process groups remains and its directory is removed.
 //!
+//! The order of the task definition's containers (keys, then bastion, then dns-sidecar, by
+//! `dependsOn ... HEALTHY`) is read from their JSON logs' timestamps: the keys are written
+//! before the bastion listens, the record is sent to Route 53 only after the bastion listens,
+//! and at SIGTERM the record is deleted before the bastion closes its listener.
+//!
 //! A second test checks that an unfilled `${...}` placeholder stops local-task before it starts
 //! anything.
 
@@ -268,6 +273,87 @@ fn json_line(text: &str, prefix: &str) -> Option<Value> {
         .and_then(|rest| serde_json::from_str(rest.trim()).ok())
 }
 
+/// The JSON events each container logged, from local-task's standard error (it copies every
+/// container line there as `[name] line`), as `(container, event)` in output order.
+fn container_events(stderr: &str) -> Vec<(String, Value)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix('[')?;
+            let (name, json) = rest.split_once("] ")?;
+            let value: Value = serde_json::from_str(json.trim()).ok()?;
+            value.is_object().then(|| (name.to_string(), value))
+        })
+        .collect()
+}
+
+/// An RFC 3339 UTC timestamp (`2026-01-01T10:00:00.123456Z`, the binaries' JSON logs) as
+/// seconds since the start of its day, with the date for comparison.
+fn timestamp(event: &Value) -> (String, f64) {
+    let text = event["timestamp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("event without a timestamp: {event}"));
+    let (date, time) = text
+        .trim_end_matches('Z')
+        .split_once('T')
+        .unwrap_or_else(|| panic!("not an RFC 3339 timestamp: {text}"));
+    let seconds = time
+        .split(':')
+        .map(|part| {
+            part.parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad time in {text}"))
+        })
+        .fold(0.0, |acc, part| acc * 60.0 + part);
+    (date.to_string(), seconds)
+}
+
+/// The timestamp of the first (or, with `last`, the last) `event` that `container` logged.
+fn event_time(
+    events: &[(String, Value)],
+    container: &str,
+    event: &str,
+    last: bool,
+) -> (String, f64) {
+    let mut found = events
+        .iter()
+        .filter(|(name, e)| name == container && e["event"] == event);
+    let hit = if last {
+        found.next_back()
+    } else {
+        found.next()
+    };
+    let (_, value) = hit.unwrap_or_else(|| {
+        panic!(
+            "{container} logged no `{event}`; its events: {:?}",
+            events
+                .iter()
+                .filter(|(n, _)| n == container)
+                .map(|(_, e)| e["event"].clone())
+                .collect::<Vec<_>>()
+        )
+    });
+    timestamp(value)
+}
+
+/// ECS order, from the containers' own logs: `earlier` happened before `later`.
+fn assert_before(
+    events: &[(String, Value)],
+    earlier: (&str, &str, bool),
+    later: (&str, &str, bool),
+    why: &str,
+) {
+    let a = event_time(events, earlier.0, earlier.1, earlier.2);
+    let b = event_time(events, later.0, later.1, later.2);
+    assert!(
+        a < b,
+        "{why}: {} `{}` at {a:?} is not before {} `{}` at {b:?}",
+        earlier.0,
+        earlier.1,
+        later.0,
+        later.1
+    );
+}
+
 fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
     value[name]
         .as_str()
@@ -354,7 +440,14 @@ fn local_task_serves_tunnels_publishes_the_record_and_cleans_up() {
         .filter_map(Value::as_u64)
         .filter_map(|p| u32::try_from(p).ok())
         .collect();
-    for name in ["bastion", "dns-sidecar", "haproxy", "postgres", "redis"] {
+    for name in [
+        "keys",
+        "bastion",
+        "dns-sidecar",
+        "haproxy",
+        "postgres",
+        "redis",
+    ] {
         assert!(
             ready["pids"][name].is_u64(),
             "READY lacks the pid of {name}: {ready}"
@@ -490,9 +583,36 @@ fn local_task_serves_tunnels_publishes_the_record_and_cleans_up() {
         stopped["processes"]["dns-sidecar"]["final_event"], "deleted",
         "the sidecar did not delete its record: {stopped}"
     );
-    for name in ["bastion", "dns-sidecar"] {
+    for name in ["keys", "bastion", "dns-sidecar"] {
         assert_eq!(stopped["processes"][name]["exit"], 0, "{name}: {stopped}");
     }
+
+    // Start and stop order, from the containers' logs (local-task copies them to stderr).
+    let events = container_events(&task.stderr().text());
+    assert_before(
+        &events,
+        ("keys", "keys_written", false),
+        ("bastion", "listening", false),
+        "the bastion must start once the keys container has written the keys (HEALTHY)",
+    );
+    assert_before(
+        &events,
+        ("bastion", "listening", false),
+        ("dns-sidecar", "upsert", false),
+        "the record must be sent to Route 53 only once the bastion listens",
+    );
+    assert_before(
+        &events,
+        ("dns-sidecar", "deleted", true),
+        ("bastion", "shutdown", true),
+        "at stop the record must be deleted before the bastion closes its listener",
+    );
+    assert_before(
+        &events,
+        ("bastion", "shutdown_complete", true),
+        ("keys", "stopping", true),
+        "the keys container must stop after the bastion",
+    );
 
     let records = moto.record_sets(&zone_id);
     assert!(

@@ -2,7 +2,8 @@
 //! CREATE_COMPLETE, with the resources, outputs and task definition a user relies on. moto's
 //! CloudFormation cannot create the NLB variant (its load balancer ignores `Type: network`,
 //! so the TCP listener is refused): that mode is covered by cfn-lint and
-//! `scripts/check-deploy.py` only.
+//! `scripts/check-deploy.py` only. The alarms and metric filters are created too, but moto lists
+//! them without a logical id or type, so they are not asserted here.
 
 use e2e::require_loopback_only_netns;
 use e2e::sidecar::Moto;
@@ -45,18 +46,32 @@ fn the_stack_deploys_into_moto_cloudformation() {
             "no {line} in {resources:#?}"
         );
     }
-    // The task as ECS stores it: the bastion starts after, so stops before, the sidecar.
+    // The task as ECS stores it, in start order: keys (key sync), then the bastion once the
+    // keys are written (keys HEALTHY), then the dns-sidecar once the bastion answers (bastion
+    // HEALTHY). ECS stops them in reverse: the record is withdrawn before the bastion stops.
+    let names: Vec<&str> = out["containers"]
+        .as_object()
+        .expect("containers")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted_names = names.clone();
+    sorted_names.sort_unstable();
+    assert_eq!(sorted_names, ["bastion", "dns-sidecar", "keys"], "{out:#}");
+    let keys = &out["containers"]["keys"];
     let bastion = &out["containers"]["bastion"];
+    let sidecar = &out["containers"]["dns-sidecar"];
     assert_eq!(
         bastion["dependsOn"],
-        serde_json::json!([{"containerName": "dns-sidecar", "condition": "START"}]),
+        serde_json::json!([{"containerName": "keys", "condition": "HEALTHY"}]),
         "{out:#}"
     );
-    let sidecar = &out["containers"]["dns-sidecar"];
-    assert!(
-        sidecar["stopTimeout"].as_i64() > bastion["stopTimeout"].as_i64(),
+    assert_eq!(
+        sidecar["dependsOn"],
+        serde_json::json!([{"containerName": "bastion", "condition": "HEALTHY"}]),
         "{out:#}"
     );
+    assert_eq!(keys["dependsOn"], serde_json::json!([]), "{out:#}");
     let env = sidecar["env"].to_string();
     for name in [
         "DNS_HOSTED_ZONE_ID",
@@ -65,11 +80,23 @@ fn the_stack_deploys_into_moto_cloudformation() {
     ] {
         assert!(env.contains(name), "{name} not set on the sidecar: {env}");
     }
-    // Live keys: the sidecar writes them into the shared volume, the bastion only reads them
-    // there; no key material is injected into the bastion at start.
+    assert!(
+        !env.contains("KEYS_"),
+        "the dns-sidecar publishes only: {env}"
+    );
+    // Live keys: the keys container writes them into the shared volume, the bastion only reads
+    // them there; no key material is injected into the bastion at start.
+    let keys_env = keys["env"].to_string();
     for name in ["KEYS_DIR", "KEYS_SECRET_ID", "KEYS_INTERVAL"] {
-        assert!(env.contains(name), "{name} not set on the sidecar: {env}");
+        assert!(
+            keys_env.contains(name),
+            "{name} not set on keys: {keys_env}"
+        );
     }
+    assert!(
+        !keys_env.contains("DNS_HOSTED_ZONE_ID"),
+        "keys syncs keys only: {keys_env}"
+    );
     let mount = |c: &serde_json::Value| {
         c["mountPoints"]
             .as_array()
@@ -83,10 +110,11 @@ fn the_stack_deploys_into_moto_cloudformation() {
             })
     };
     assert_eq!(
-        mount(sidecar),
+        mount(keys),
         Some(("keys".into(), "/keys".into(), false)),
         "{out:#}"
     );
+    assert_eq!(mount(sidecar), None, "{out:#}");
     assert_eq!(
         mount(bastion),
         Some(("keys".into(), "/keys".into(), true)),
