@@ -11,6 +11,7 @@ Nothing here talks to real AWS: every client is built with an explicit endpoint 
   records  --endpoint URL --zone Z                            -> [{"Name","Type","TTL","SetIdentifier","Values"}]
   upsert   --endpoint URL --zone Z --name N --value V [--set-id S] [--ttl T]
   ecs-task --endpoint URL --cluster C                         -> {"task_id": "..."} (a running task)
+  ecs-task-stop --endpoint URL --cluster C --task T            -> {"ok": true} (StopTask)
   stack    --endpoint URL --template ecs/stack.yaml            -> {"status", "reason", "resources", ...}
   secret   --endpoint URL --name N --value V   (create, or a new AWSCURRENT version) -> {"arn", "version"}
   secret-delete --endpoint URL --name N        (ForceDeleteWithoutRecovery)       -> {"ok": true}
@@ -302,6 +303,9 @@ def command(a):
         return records(client("route53", a.endpoint), a.zone)
     if a.command == "ecs-task":
         return {"task_id": running_ecs_task(a.endpoint, a.cluster)}
+    if a.command == "ecs-task-stop":
+        client("ecs", a.endpoint).stop_task(cluster=a.cluster, task=a.task, reason="test")
+        return {"ok": True}
     if a.command == "stack":
         return deploy_stack(a.endpoint, a.template)
     if a.command == "secret":
@@ -324,11 +328,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "command",
-        choices=["zone", "eni", "records", "upsert", "ecs-task", "stack", "secret",
+        choices=["zone", "eni", "records", "upsert", "ecs-task", "ecs-task-stop", "stack", "secret",
                  "secret-delete", "param", "param-delete"],
     )
     p.add_argument("--template")
     p.add_argument("--cluster")
+    p.add_argument("--task")
     p.add_argument("--endpoint", required=True)
     p.add_argument("--name")
     p.add_argument("--zone")

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::keys::settings::{KeySettings, KeysOptions};
 use crate::logging::LogFormat;
+use crate::prune::check_templates;
 use crate::template::Template;
 use dns_sidecar_route53::address::{parse_explicit, parse_record_types, printable, RecordType};
 
@@ -18,9 +19,12 @@ Publish this ECS task's public IP in Route 53 while the task runs.
 
 At start: read the ECS task metadata (ECS_CONTAINER_METADATA_URI_V4), find the task's public \
 address (EC2 DescribeNetworkInterfaces on the task's network interface, or DNS_IP), UPSERT the \
-record named by DNS_RECORD_NAME and wait until Route 53 reports it INSYNC. Then stay idle, \
-checking now and then that the record still holds this task's address, until SIGTERM; then \
-DELETE the record if, and only if, it still holds this task's address.
+record named by DNS_RECORD_NAME and wait until Route 53 reports it INSYNC (a change still not \
+INSYNC after DNS_TIMEOUT is logged as insync_slow and followed in the background: the record \
+is published). Then stay idle, checking now and then that the record still holds this task's \
+address and (multivalue records) removing this cluster's values of tasks that no longer run \
+(DNS_RECONCILE_INTERVAL), until SIGTERM; then DELETE the record if, and only if, it still \
+holds this task's address.
 
 With KEYS_DIR and a key source (KEYS_SECRET_ID, KEYS_PARAMETER_PATH) set, it also keeps the \
 bastion's authorized_keys and revoked_keys files in KEYS_DIR in step with Secrets Manager and \
@@ -54,8 +58,9 @@ pub enum Command {
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Delete multivalue records of DNS_RECORD_NAME whose set identifier names a task that no
-    /// longer runs in this cluster (needs ecs:ListTasks), then exit.
+    /// Delete multivalue records of DNS_RECORD_NAME whose set identifier names this cluster and
+    /// a task that no longer runs in it (DNS_SET_IDENTIFIER with {cluster} and {task_id};
+    /// needs ecs:ListTasks), then exit. Other clusters' values are never touched.
     Prune,
 }
 
@@ -68,6 +73,15 @@ pub enum IpSource {
     Ecs,
     /// The echo URL only (in a private subnet it returns the NAT gateway's address).
     Echo,
+}
+
+/// What a lost record does to the health check (`DNS_ON_RECORD_LOST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnRecordLost {
+    /// The health check fails while the record is not ours.
+    Unhealthy,
+    /// Logged (record_lost); the health check stays ok.
+    Warn,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -104,8 +118,10 @@ pub struct Options {
     )]
     pub echo_url: String,
 
-    /// Set identifier template (e.g. {task_id}). When set, the record is a multivalue-answer
-    /// record owned by this task, so several tasks can share one name. Without it, the
+    /// Set identifier template; recommended: {cluster}/{task_id} (add {region} when
+    /// DNS_RECORD_NAME has none). When set, the record is a multivalue-answer record owned by
+    /// this task, so several tasks can share one name; with {cluster} and {task_id} in it,
+    /// reconcile and prune can tell this cluster's stale values from others'. Without it, the
     /// last task to start owns the name.
     #[arg(long, env = "DNS_SET_IDENTIFIER")]
     pub set_identifier: Option<String>,
@@ -116,7 +132,9 @@ pub struct Options {
           action = clap::ArgAction::Set)]
     pub delete_on_exit: bool,
 
-    /// Wait until Route 53 reports the change INSYNC before reporting it published.
+    /// Wait (up to DNS_TIMEOUT) until Route 53 reports the change INSYNC before reporting it
+    /// published. Still not INSYNC then: a warning (insync_slow), published anyway, and the
+    /// change is followed in the background (insync).
     #[arg(long, env = "DNS_WAIT_INSYNC", default_value = "true", value_parser = parse_bool,
           action = clap::ArgAction::Set)]
     pub wait_insync: bool,
@@ -134,16 +152,29 @@ pub struct Options {
     #[arg(long, env = "DNS_RECORD_TYPES", default_value = "A")]
     pub record_types: String,
 
-    /// At start, delete multivalue records of this name left by tasks that no longer run (see
-    /// the prune command; needs DNS_SET_IDENTIFIER with {task_id} and ecs:ListTasks).
+    /// Also reconcile once at start, before publishing (see the prune command and
+    /// DNS_RECONCILE_INTERVAL; needs DNS_SET_IDENTIFIER with {cluster} and {task_id}, and
+    /// ecs:ListTasks).
     #[arg(long, env = "DNS_PRUNE", default_value = "false", value_parser = parse_bool,
           action = clap::ArgAction::Set)]
     pub prune: bool,
 
-    /// How often to check that the record still holds this task's address (0 disables); the
-    /// health check fails while it does not.
+    /// How often every running sidecar removes this cluster's values of the name whose task no
+    /// longer runs (jittered ±20 %; 0 disables). Default: 5m when DNS_SET_IDENTIFIER names
+    /// {cluster} and {task_id} (and DNS_RECORD_NAME or it {region}), else off with a warning.
+    /// Needs ecs:ListTasks on the cluster. A failed run is a warning, retried next period.
+    #[arg(long, env = "DNS_RECONCILE_INTERVAL", value_parser = parse_duration)]
+    pub reconcile_interval: Option<Duration>,
+
+    /// How often to check that the record still holds this task's address (0 disables).
     #[arg(long, env = "DNS_VERIFY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub verify_interval: Duration,
+
+    /// What a lost record (changed or deleted by someone else: record_lost) does to the
+    /// health check: unhealthy (ECS replaces the task, whose new sidecar publishes again) or
+    /// warn (logged, health stays ok).
+    #[arg(long, env = "DNS_ON_RECORD_LOST", value_enum, default_value_t = OnRecordLost::Unhealthy)]
+    pub on_record_lost: OnRecordLost,
 
     /// Loopback address of the status port the healthcheck command asks.
     #[arg(long, env = "DNS_HEALTH_LISTEN", default_value = "127.0.0.1:9053")]
@@ -185,7 +216,11 @@ pub struct Settings {
     pub timeout: Duration,
     pub stop_timeout: Duration,
     pub prune: bool,
+    /// Zero: no periodic reconcile (`reconcile_off` says why when it was not asked for).
+    pub reconcile_interval: Duration,
+    pub reconcile_off: Option<String>,
     pub verify_interval: Duration,
+    pub on_record_lost: OnRecordLost,
     pub health_listen: SocketAddr,
     pub metadata_uri: Option<String>,
     pub region: Option<String>,
@@ -263,12 +298,20 @@ impl Options {
         if self.stop_timeout.is_zero() {
             return Err(Error::config("DNS_STOP_TIMEOUT: must be more than 0s"));
         }
-        if self.prune && set_identifier.is_none() {
-            return Err(Error::config(
-                "DNS_PRUNE=true needs DNS_SET_IDENTIFIER (e.g. {task_id}): only multivalue \
-                 records say which task owns them",
-            ));
+        if self.prune {
+            let t = set_identifier.as_ref().ok_or_else(|| {
+                Error::config(
+                    "DNS_PRUNE=true needs DNS_SET_IDENTIFIER (e.g. {cluster}/{task_id}): only \
+                     multivalue records say which cluster and task own them",
+                )
+            })?;
+            check_templates(&record_name, t).map_err(|e| e.context("DNS_PRUNE=true"))?;
         }
+        let (reconcile_interval, reconcile_off) = reconcile(
+            self.reconcile_interval,
+            &record_name,
+            set_identifier.as_ref(),
+        )?;
         let metadata_uri = metadata_uri(self.metadata_uri)?;
         let region = region(self.region);
         Ok(Settings {
@@ -285,12 +328,42 @@ impl Options {
             timeout: self.timeout,
             stop_timeout: self.stop_timeout,
             prune: self.prune,
+            reconcile_interval,
+            reconcile_off,
             verify_interval: self.verify_interval,
+            on_record_lost: self.on_record_lost,
             health_listen,
             metadata_uri,
             region,
             dry_run: self.dry_run,
         })
+    }
+}
+
+/// The default periodic reconcile interval (`DNS_RECONCILE_INTERVAL` unset).
+pub const DEFAULT_RECONCILE: Duration = Duration::from_secs(300);
+
+/// `DNS_RECONCILE_INTERVAL`: the interval (zero: off) and, when off though not asked to be,
+/// why. Asked for explicitly, a set identifier that cannot be judged safely is an error; by
+/// default it only turns the reconcile off.
+fn reconcile(
+    asked: Option<Duration>,
+    record_name: &Template,
+    set_identifier: Option<&Template>,
+) -> Result<(Duration, Option<String>)> {
+    let judgeable = match set_identifier {
+        None => Err(Error::config(
+            "DNS_SET_IDENTIFIER is unset (a simple record has one owner, the last task to \
+             publish, and nothing to reconcile)",
+        )),
+        Some(t) => check_templates(record_name, t),
+    };
+    match (asked, judgeable) {
+        (Some(d), _) if d.is_zero() => Ok((Duration::ZERO, None)),
+        (Some(d), Ok(())) => Ok((d, None)),
+        (Some(_), Err(e)) => Err(e.context("DNS_RECONCILE_INTERVAL is set (0 disables it)")),
+        (None, Ok(())) => Ok((DEFAULT_RECONCILE, None)),
+        (None, Err(e)) => Ok((Duration::ZERO, Some(e.message))),
     }
 }
 
@@ -532,6 +605,51 @@ mod tests {
             .into_plan()
             .unwrap_err();
         assert!(e.message.starts_with("KEYS_DIR is set"), "{e}");
+    }
+
+    #[test]
+    fn reconcile_follows_the_set_identifier() {
+        let with = |extra: &[&str]| {
+            let mut args = BASE.to_vec();
+            args.extend_from_slice(extra);
+            settings(&args)
+        };
+        // No set identifier: a simple record, nothing to reconcile.
+        let s = with(&[]).unwrap();
+        assert!(s.reconcile_interval.is_zero() && s.reconcile_off.is_some());
+        assert_eq!(s.on_record_lost, OnRecordLost::Unhealthy);
+        // The recommended template: on, every 5 minutes.
+        let s = with(&["--set-identifier", "{cluster}/{task_id}"]).unwrap();
+        assert_eq!(s.reconcile_interval, DEFAULT_RECONCILE);
+        assert!(s.reconcile_off.is_none());
+        // The old `{task_id}` form cannot tell clusters apart: off by default, with the reason.
+        let s = with(&["--set-identifier", "{task_id}"]).unwrap();
+        assert!(s.reconcile_interval.is_zero());
+        assert!(s.reconcile_off.unwrap().contains("{cluster}"));
+        // ...and an error when asked for, as is DNS_PRUNE=true.
+        let e = with(&[
+            "--set-identifier",
+            "{task_id}",
+            "--reconcile-interval",
+            "1m",
+        ])
+        .unwrap_err();
+        assert!(e.message.starts_with("DNS_RECONCILE_INTERVAL"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let e = with(&["--set-identifier", "{task_id}", "--prune", "true"]).unwrap_err();
+        assert!(e.message.starts_with("DNS_PRUNE=true") && e.message.contains("{cluster}"));
+        let s = with(&["--set-identifier", "{task_id}", "--reconcile-interval", "0"]).unwrap();
+        assert!(s.reconcile_interval.is_zero() && s.reconcile_off.is_none());
+        let s = with(&[
+            "--set-identifier",
+            "{cluster}/{task_id}",
+            "--reconcile-interval",
+            "2s",
+        ]);
+        assert_eq!(s.unwrap().reconcile_interval, Duration::from_secs(2));
+        let s = with(&["--on-record-lost", "warn"]).unwrap();
+        assert_eq!(s.on_record_lost, OnRecordLost::Warn);
+        assert!(cli(&["--on-record-lost", "ignore"]).is_err());
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum State {
     Published(String),
     /// The record no longer holds our address (changed by someone else, or deleted).
     Lost(String),
+    /// Lost, but DNS_ON_RECORD_LOST=warn keeps the health check ok.
+    LostTolerated(String),
     Stopping,
 }
 
@@ -38,6 +40,9 @@ impl State {
             State::Starting => "starting: the record is not published yet\n".into(),
             State::Published(what) => format!("ok published {what}\n"),
             State::Lost(why) => format!("lost: {why}\n"),
+            State::LostTolerated(why) => {
+                format!("ok record lost (tolerated, DNS_ON_RECORD_LOST=warn): {why}\n")
+            }
             State::Stopping => "stopping\n".into(),
         }
     }
@@ -143,6 +148,11 @@ mod tests {
             check(addr, t).await.unwrap(),
             "ok published a.example.com A 52.95.110.1"
         );
+        tx.send_replace(State::LostTolerated("it now holds [1.1.1.1]".into()));
+        assert!(check(addr, t)
+            .await
+            .unwrap()
+            .contains("DNS_ON_RECORD_LOST=warn"));
         tx.send_replace(State::Lost("it now holds [1.1.1.1]".into()));
         assert!(check(addr, t)
             .await

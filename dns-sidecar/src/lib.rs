@@ -10,7 +10,9 @@
 //! - [`template`]: `{region}`/`{task_id}`/… name templates and DNS name rules.
 //! - [`metadata`]: the ECS task metadata endpoint v4 (`/task`).
 //! - [`discover`]: the public address: explicit, EC2 `DescribeNetworkInterfaces`, or an echo URL.
-//! - [`prune`]: removes multivalue records left behind by tasks that no longer run.
+//! - [`prune`]: which values of the name are this cluster's and stale, and their removal.
+//! - [`reconcile`]: the periodic prune every running sidecar does (DNS_RECONCILE_INTERVAL).
+//! - [`insync`]: follows a change that was not INSYNC within DNS_TIMEOUT, in the background.
 //! - [`health`]: the loopback status port and the `dns-sidecar healthcheck` probe.
 //! - [`keys`]: key sync, the bastion's authorized_keys and revoked_keys files kept in step
 //!   with Secrets Manager and SSM Parameter Store (alongside the record, or alone).
@@ -30,9 +32,11 @@ pub mod config;
 pub mod discover;
 pub mod error;
 pub mod health;
+pub mod insync;
 pub mod keys;
 pub mod lifecycle;
 pub mod logging;
 pub mod metadata;
 pub mod prune;
+pub mod reconcile;
 pub mod template;

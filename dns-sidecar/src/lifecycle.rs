@@ -1,5 +1,6 @@
 //! The whole run: prepare (metadata, names, addresses), publish (UPSERT, INSYNC), watch
-//! (periodic ownership check feeding the health state), and clean up on SIGTERM/SIGINT. With
+//! (periodic ownership check feeding the health state, periodic reconcile, a late INSYNC
+//! followed in the background), and clean up on SIGTERM/SIGINT. With
 //! key sync configured, its loop ([`crate::keys`]) starts first and runs beside all this until
 //! the stop signal; in keys-only mode (no DNS_HOSTED_ZONE_ID) it is the whole run.
 //!
@@ -18,15 +19,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::{Plan, Settings};
+use crate::config::{OnRecordLost, Plan, Settings};
 use crate::discover;
 use crate::error::{Error, Result};
 use crate::health::{self, State};
 use crate::keys::{self, settings::KeySettings, status::KeyStatus};
 use crate::metadata::{self, TaskMetadata};
+use crate::prune::Scope;
+use crate::reconcile::Reconciler;
 use crate::template::{check_record_name, check_set_identifier, Vars};
 use dns_sidecar_route53::record::{self, OwnedRecord, Ownership};
-use dns_sidecar_route53::route53::{Cleanup, Zone};
+use dns_sidecar_route53::route53::{Cleanup, Insync, Zone};
 
 /// The AWS clients, built from the standard configuration chain (credentials, endpoints such
 /// as AWS_ENDPOINT_URL) with the SDK's own retries off: [`dns_sidecar_route53::retry`] decides.
@@ -344,10 +347,25 @@ async fn publish_and_watch(
         comment,
         started,
     };
-    let Some(described) = publication.publish(deadline, stop).await? else {
+    let Some((described, slow)) = publication.publish(deadline, stop).await? else {
         return Ok(()); // stopped while publishing, and cleaned up
     };
     state_tx.send_replace(State::Published(described));
+    let mut background = Background::default();
+    if let Some((change, since)) = slow {
+        background.spawn(crate::insync::follow(aws.zone.clone(), change, since));
+    }
+    match reconciler(settings, &prepared, &aws) {
+        Some(r) => background.spawn(r.run()),
+        None => info!(
+            event = "reconcile_off",
+            reason = settings
+                .reconcile_off
+                .as_deref()
+                .unwrap_or("DNS_RECONCILE_INTERVAL=0"),
+            "no periodic reconcile"
+        ),
+    }
     if !settings.delete_on_exit {
         if !stay {
             info!(
@@ -374,6 +392,43 @@ async fn publish_and_watch(
     publication.cleanup().await
 }
 
+/// Tasks that run beside the watch (reconcile, a late INSYNC), aborted when dropped.
+#[derive(Default)]
+struct Background(Vec<JoinHandle<()>>);
+
+impl Background {
+    fn spawn(&mut self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(f));
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The periodic reconcile, when it is on and this is a multivalue record of an ECS task.
+fn reconciler(settings: &Settings, prepared: &Prepared, aws: &Aws) -> Option<Reconciler> {
+    if settings.reconcile_interval.is_zero() {
+        return None;
+    }
+    let meta = prepared.meta.as_ref()?;
+    Some(Reconciler {
+        zone: aws.zone.clone(),
+        ecs: aws.ecs.clone(),
+        name: prepared.records.first()?.name.clone(),
+        types: settings.record_types.clone(),
+        template: settings.set_identifier.clone()?,
+        vars: prepared.vars.clone(),
+        cluster: meta.cluster.clone(),
+        own_task: meta.task_id.clone(),
+        interval: settings.reconcile_interval,
+    })
+}
+
 /// `--dry-run`: the change batch as JSON on stdout.
 fn print_dry_run(zone_id: &str, records: &[OwnedRecord], comment: &str) -> Result<()> {
     let batch = record::dry_run_json(zone_id, records, comment);
@@ -381,6 +436,16 @@ fn print_dry_run(zone_id: &str, records: &[OwnedRecord], comment: &str) -> Resul
         .map_err(|e| Error::runtime(format!("printing the change batch: {e}")))?;
     println!("{text}");
     Ok(())
+}
+
+/// How the wait for `INSYNC` after the UPSERT went.
+enum Waited {
+    /// DNS_WAIT_INSYNC=false.
+    Skipped,
+    /// `INSYNC` after this many milliseconds.
+    Done(u64),
+    /// Not `INSYNC` by the deadline: its last status; `since` the UPSERT was accepted.
+    Slow { status: String, since: Instant },
 }
 
 /// The records of one real run, and where and how they are published.
@@ -395,9 +460,15 @@ struct Publication<'a> {
 
 impl Publication<'_> {
     /// The UPSERT, then (with `DNS_WAIT_INSYNC`) the wait for `INSYNC`, unless a stop signal
-    /// comes first. `Some(description of the records)` once published; `None` when stopped
-    /// (after the clean-up). A failure also runs the clean-up first: the UPSERT may have landed.
-    async fn publish(&self, deadline: Instant, stop: &mut Stop) -> Result<Option<String>> {
+    /// comes first. `Some(description of the records, the change and when it was accepted if
+    /// it is not INSYNC yet)` once published; `None` when stopped (after the clean-up). A
+    /// failure also runs the clean-up first: the UPSERT may have landed. Not INSYNC by the
+    /// deadline is no failure: Route 53 accepted the change (`insync_slow`).
+    async fn publish(
+        &self,
+        deadline: Instant,
+        stop: &mut Stop,
+    ) -> Result<Option<(String, Option<(String, Instant)>)>> {
         let described = self
             .records
             .iter()
@@ -415,9 +486,25 @@ impl Publication<'_> {
             }
         };
         match outcome {
-            Some(Ok((change, insync_ms))) => {
+            Some(Ok((change, waited))) => {
+                let insync_ms = match &waited {
+                    Waited::Done(ms) => Some(*ms),
+                    _ => None,
+                };
                 self.log_published(&change, insync_ms);
-                Ok(Some(described))
+                let slow = match waited {
+                    Waited::Slow { status, since } => {
+                        warn!(event = "insync_slow", change_id = %change, status = %status,
+                              waited_ms = since.elapsed().as_millis() as u64,
+                              "Route 53 accepted the change but it is not INSYNC within \
+                               DNS_TIMEOUT; the record is published (INSYNC only means every \
+                               Route 53 server has it): reporting healthy and checking in the \
+                               background");
+                        Some((change, since))
+                    }
+                    _ => None,
+                };
+                Ok(Some((described, slow)))
             }
             Some(Err(e)) => {
                 let _ = self.cleanup().await;
@@ -427,18 +514,21 @@ impl Publication<'_> {
         }
     }
 
-    /// The change id, and how long `INSYNC` took (when waited for), in milliseconds.
-    async fn upsert_and_wait(&self, deadline: Instant) -> Result<(String, Option<u64>)> {
+    /// The change id, and how the wait for `INSYNC` went.
+    async fn upsert_and_wait(&self, deadline: Instant) -> Result<(String, Waited)> {
         let change = self
             .zone
             .upsert(self.records, &self.comment, deadline)
             .await?;
-        let insync_ms = if self.settings.wait_insync {
-            Some(self.zone.wait_insync(&change, deadline).await?.as_millis() as u64)
-        } else {
-            None
+        let since = Instant::now();
+        if !self.settings.wait_insync {
+            return Ok((change, Waited::Skipped));
+        }
+        let waited = match self.zone.poll_insync(&change, deadline).await? {
+            Insync::Done(took) => Waited::Done(took.as_millis() as u64),
+            Insync::NotYet { status, .. } => Waited::Slow { status, since },
         };
-        Ok((change, insync_ms))
+        Ok((change, waited))
     }
 
     /// One `published` event per record.
@@ -476,21 +566,28 @@ async fn prune_at_start(settings: &Settings, prepared: &Prepared, aws: &Aws, dea
         );
         return;
     };
-    let result = crate::prune::prune(
-        &aws.zone,
-        &aws.ecs,
-        &first.name,
-        &settings.record_types,
+    let scope = Scope {
+        zone: &aws.zone,
+        ecs: &aws.ecs,
+        name: &first.name,
+        types: &settings.record_types,
         template,
-        &prepared.vars,
-        &meta.cluster,
-        &meta.task_id,
-        deadline,
-    )
-    .await;
-    if let Err(e) = result {
-        warn!(event = "prune_failed", error = %e, "pruning stale records failed; publishing anyway");
+        vars: &prepared.vars,
+        cluster: &meta.cluster,
+        own_task: &meta.task_id,
+    };
+    match crate::prune::prune(&scope, deadline).await {
+        Ok(done) => log_pruned(&first.name, &done),
+        Err(e) => {
+            warn!(event = "prune_failed", error = %e, "pruning stale records failed; publishing anyway")
+        }
     }
+}
+
+/// The `prune` event of one prune at start or by the command.
+fn log_pruned(name: &str, done: &crate::prune::Pruned) {
+    info!(event = "prune", name, checked = done.checked, deleted = done.deleted.len(),
+          set_identifiers = ?done.deleted, "this cluster's values of tasks that no longer run removed");
 }
 
 /// Idle until a stop signal, checking every `DNS_VERIFY_INTERVAL` that the record is ours.
@@ -533,14 +630,21 @@ async fn watch_until_stop(
                             .collect::<Vec<_>>()
                             .join("; "),
                     )
+                } else if settings.on_record_lost == OnRecordLost::Warn {
+                    State::LostTolerated(lost.join("; "))
                 } else {
                     State::Lost(lost.join("; "))
                 };
                 if next != *state.borrow() {
                     match &next {
                         State::Lost(why) => warn!(event = "record_lost", reason = %why,
+                            on_record_lost = "unhealthy",
                             "the record no longer holds this task's address; not fighting over \
-                             it (health check fails until it does)"),
+                             it (health check fails until it does: DNS_ON_RECORD_LOST=unhealthy)"),
+                        State::LostTolerated(why) => warn!(event = "record_lost", reason = %why,
+                            on_record_lost = "warn",
+                            "the record no longer holds this task's address; not fighting over \
+                             it (health check stays ok: DNS_ON_RECORD_LOST=warn)"),
                         _ => info!(
                             event = "record_ours_again",
                             "the record holds this task's address again"
@@ -590,8 +694,12 @@ pub async fn prune_command(settings: Settings) -> Result<()> {
     let http = http_client()?;
     let deadline = Instant::now() + settings.timeout;
     let template = settings.set_identifier.clone().ok_or_else(|| {
-        Error::config("prune needs DNS_SET_IDENTIFIER (e.g. {task_id}): only multivalue records say which task owns them")
+        Error::config(
+            "prune needs DNS_SET_IDENTIFIER (e.g. {cluster}/{task_id}): only multivalue records \
+             say which cluster and task own them",
+        )
     })?;
+    crate::prune::check_templates(&settings.record_name, &template)?;
     let meta = task_metadata(&settings, &http, deadline, Some("prune (the cluster name)"))
         .await?
         .ok_or_else(|| Error::config("prune needs ECS_CONTAINER_METADATA_URI_V4"))?;
@@ -603,17 +711,17 @@ pub async fn prune_command(settings: Settings) -> Result<()> {
     let vars = meta.vars(Some(&region));
     let name = check_record_name("DNS_RECORD_NAME", &settings.record_name.render(&vars)?)?;
     let aws = Aws::load(&region, &settings.zone_id).await;
-    crate::prune::prune(
-        &aws.zone,
-        &aws.ecs,
-        &name,
-        &settings.record_types,
-        &template,
-        &vars,
-        &meta.cluster,
-        &meta.task_id,
-        deadline,
-    )
-    .await
-    .map(|_| ())
+    let scope = Scope {
+        zone: &aws.zone,
+        ecs: &aws.ecs,
+        name: &name,
+        types: &settings.record_types,
+        template: &template,
+        vars: &vars,
+        cluster: &meta.cluster,
+        own_task: &meta.task_id,
+    };
+    let done = crate::prune::prune(&scope, deadline).await?;
+    log_pruned(&name, &done);
+    Ok(())
 }

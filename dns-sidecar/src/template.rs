@@ -9,6 +9,11 @@ use crate::error::{Error, Result};
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 5] = ["region", "az", "cluster", "task_id", "family"];
 
+/// The set identifier template the documentation recommends: the cluster and the task, so
+/// prune and reconcile can tell this cluster's values from another's ('/' cannot occur in an
+/// ECS cluster name, so the split is unambiguous).
+pub const RECOMMENDED_SET_IDENTIFIER: &str = "{cluster}/{task_id}";
+
 /// Values for the placeholders, from the task metadata and the region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
@@ -127,9 +132,11 @@ impl Template {
         Ok(out)
     }
 
-    /// For `prune`: the literal text before and after `{task_id}`, when the template is
-    /// `prefix{task_id}suffix` with nothing task-specific besides the task id. Rendering the
-    /// prefix and suffix needs the task-independent placeholders only.
+    /// For prune and reconcile: the text before and after `{task_id}` in THIS cluster's set
+    /// identifiers, when the template is `prefix{task_id}suffix`, names the cluster, and has
+    /// nothing task-specific besides the task id. Rendering the prefix and suffix needs the
+    /// task-independent placeholders only; `{cluster}` in them is what keeps another cluster's
+    /// values (whose tasks this cluster's ListTasks cannot see) out of reach.
     pub fn around_task_id(&self, vars: &Vars) -> Result<(String, String)> {
         let pos = self
             .parts
@@ -137,11 +144,20 @@ impl Template {
             .position(|p| *p == Part::Var("task_id"))
             .ok_or_else(|| {
                 Error::config(format!(
-                    "{}: \"{}\" has no {{task_id}}; prune can only tell which task owns a \
-                     record when the set identifier contains {{task_id}}",
+                    "{}: \"{}\" has no {{task_id}}; prune and reconcile can only tell which \
+                     task owns a record when the set identifier contains {{task_id}} (use \
+                     {RECOMMENDED_SET_IDENTIFIER})",
                     self.setting, self.source
                 ))
             })?;
+        if !self.uses().any(|v| v == "cluster") {
+            return Err(Error::config(format!(
+                "{}: \"{}\" has no {{cluster}}; prune and reconcile judge only this cluster's \
+                 values, and without the cluster in the set identifier another cluster's live \
+                 values would look stale (use {RECOMMENDED_SET_IDENTIFIER})",
+                self.setting, self.source
+            )));
+        }
         let render = |parts: &[Part]| -> Result<String> {
             let mut out = String::new();
             for part in parts {
@@ -305,9 +321,22 @@ mod tests {
             t.around_task_id(&vars()).unwrap(),
             ("prod-".to_string(), String::new())
         );
+        let t = Template::parse("DNS_SET_IDENTIFIER", RECOMMENDED_SET_IDENTIFIER).unwrap();
+        assert_eq!(
+            t.around_task_id(&vars()).unwrap(),
+            ("prod/".to_string(), String::new())
+        );
+        let t = Template::parse("DNS_SET_IDENTIFIER", "{region}:{task_id}@{cluster}").unwrap();
+        assert_eq!(
+            t.around_task_id(&vars()).unwrap(),
+            ("eu-west-1:".to_string(), "@prod".to_string())
+        );
         let no_id = Template::parse("DNS_SET_IDENTIFIER", "{cluster}").unwrap();
         assert!(no_id.around_task_id(&vars()).is_err());
-        let az = Template::parse("DNS_SET_IDENTIFIER", "{az}-{task_id}").unwrap();
+        let no_cluster = Template::parse("DNS_SET_IDENTIFIER", "{task_id}").unwrap();
+        let e = no_cluster.around_task_id(&vars()).unwrap_err();
+        assert!(e.message.contains("{cluster}/{task_id}"), "{e}");
+        let az = Template::parse("DNS_SET_IDENTIFIER", "{az}-{cluster}-{task_id}").unwrap();
         assert!(az
             .around_task_id(&vars())
             .unwrap_err()

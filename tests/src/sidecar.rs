@@ -162,6 +162,19 @@ impl Moto {
         self.fixture(&["param-delete", "--name", name]);
     }
 
+    /// A task running in ECS cluster `cluster` (created if missing); its id.
+    pub fn ecs_task(&self, cluster: &str) -> String {
+        self.fixture(&["ecs-task", "--cluster", cluster])["task_id"]
+            .as_str()
+            .expect("task id")
+            .to_string()
+    }
+
+    /// ECS StopTask: `task` no longer runs in `cluster`.
+    pub fn stop_ecs_task(&self, cluster: &str, task: &str) {
+        self.fixture(&["ecs-task-stop", "--cluster", cluster, "--task", task]);
+    }
+
     /// Someone else's change: UPSERT `name` A `value` (with an optional set identifier).
     pub fn upsert(&self, zone: &str, name: &str, value: &str, set_id: Option<&str>) {
         let mut args = vec!["upsert", "--zone", zone, "--name", name, "--value", value];
@@ -214,8 +227,13 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The endpoints of a task whose network interface is `eni`.
+    /// The endpoints of a task of cluster `jumpbox` whose network interface is `eni`.
     pub fn start(eni: &Eni, task_id: &str, region: &str) -> Endpoints {
+        Endpoints::start_in(eni, task_id, region, "jumpbox")
+    }
+
+    /// The endpoints of a task of `cluster` whose network interface is `eni`.
+    pub fn start_in(eni: &Eni, task_id: &str, region: &str, cluster: &str) -> Endpoints {
         let script = workspace_root().join("scripts/task_endpoints.py");
         let mut cmd = Command::new(venv_bin("python"));
         cmd.arg(script).args([
@@ -228,6 +246,8 @@ impl Endpoints {
             &eni.mac,
             "--region",
             region,
+            "--cluster",
+            cluster,
         ]);
         let mut proc = ChildGuard::spawn(&mut cmd, "task_endpoints.py", Input::Null);
         let printed = proc
@@ -305,9 +325,15 @@ pub struct Task {
 }
 
 impl Task {
-    /// A task whose metadata describes `eni`, talking to `moto`, publishing in `zone`.
+    /// A task of cluster `jumpbox` whose metadata describes `eni`, talking to `moto`,
+    /// publishing in `zone`.
     pub fn new(moto: &Moto, zone: &str, eni: &Eni, task_id: &str) -> Task {
-        let http = Endpoints::start(eni, task_id, "eu-west-1");
+        Task::in_cluster(moto, zone, eni, task_id, "jumpbox")
+    }
+
+    /// The same, for a task of ECS cluster `cluster`.
+    pub fn in_cluster(moto: &Moto, zone: &str, eni: &Eni, task_id: &str, cluster: &str) -> Task {
+        let http = Endpoints::start_in(eni, task_id, "eu-west-1", cluster);
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
@@ -397,5 +423,53 @@ impl Sidecar {
                 self.proc.stderr().text()
             )
         })
+    }
+}
+
+/// A slow Route 53: `tests/peers/slow_route53.py`, a proxy in front of moto that answers
+/// GetChange with PENDING for its first seconds (moto answers INSYNC at once) and forwards
+/// everything else. Killed when dropped.
+pub struct SlowRoute53 {
+    _proc: ChildGuard,
+    pub endpoint: String,
+}
+
+impl SlowRoute53 {
+    /// GetChange is PENDING for `pending` from now, then moto's answer.
+    pub fn start(moto: &Moto, pending: Duration) -> SlowRoute53 {
+        let script = workspace_root().join("tests/peers/slow_route53.py");
+        let mut cmd = Command::new(venv_bin("python"));
+        cmd.arg(script)
+            .arg(&moto.endpoint)
+            .arg(pending.as_secs_f64().to_string());
+        let proc = ChildGuard::spawn(&mut cmd, "slow_route53.py", Input::Null);
+        let printed = proc
+            .stdout()
+            .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));
+        let line = proc.stdout().text();
+        let ready: Value = serde_json::from_str(line.lines().next().unwrap_or(""))
+            .ok()
+            .filter(|_| printed)
+            .unwrap_or_else(|| {
+                panic!(
+                    "slow_route53.py printed no address within {ENDPOINTS_START:?}; stderr:\n{}",
+                    proc.stderr().text()
+                )
+            });
+        SlowRoute53 {
+            endpoint: ready["endpoint"].as_str().unwrap_or_default().to_string(),
+            _proc: proc,
+        }
+    }
+
+    /// How many GetChange requests came, and how many were answered PENDING.
+    pub fn get_changes(&self) -> (u64, u64) {
+        let host = self.endpoint.trim_start_matches("http://");
+        let answer = http_get(host, "/_test/hits").expect("asking slow_route53.py for its hits");
+        let v: Value = serde_json::from_str(&answer).expect("hits answer is JSON");
+        (
+            v["get_change"].as_u64().unwrap_or(0),
+            v["pending"].as_u64().unwrap_or(0),
+        )
     }
 }

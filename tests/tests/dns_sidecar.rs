@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::require_loopback_only_netns;
-use e2e::sidecar::{Moto, Task};
+use e2e::sidecar::{Moto, SlowRoute53, Task};
 use serde_json::Value;
 
 const PUBLISH: Duration = Duration::from_secs(30);
@@ -441,20 +441,27 @@ fn an_unreachable_metadata_endpoint_fails_within_the_timeout() {
     );
 }
 
+/// The set identifier the README recommends: the cluster and the task.
+const SET_ID: &str = "{cluster}/{task_id}";
+
 #[test]
 fn prune_removes_only_values_of_tasks_that_no_longer_run() {
     let (moto, zone, eni) = setup(Some("52.95.110.1"));
-    let running = moto.fixture(&["ecs-task", "--cluster", "jumpbox"])["task_id"]
-        .as_str()
-        .expect("task id")
-        .to_string();
+    let running = moto.ecs_task("jumpbox");
+    let me = moto.ecs_task("jumpbox");
     let gone = "0123456789abcdef0123456789abcdef";
-    moto.upsert(&zone, NAME, "52.95.110.3", Some(&running));
-    moto.upsert(&zone, NAME, "52.95.110.4", Some(gone));
+    moto.upsert(
+        &zone,
+        NAME,
+        "52.95.110.3",
+        Some(&format!("jumpbox/{running}")),
+    );
+    moto.upsert(&zone, NAME, "52.95.110.4", Some(&format!("jumpbox/{gone}")));
     moto.upsert(&zone, NAME, "52.95.110.5", Some("added-by-hand"));
-    let me = "ffffffffffffffffffffffffffffffff";
-    let task = Task::new(&moto, &zone, &eni, me)
-        .env("DNS_SET_IDENTIFIER", "{task_id}")
+    // The old `{task_id}` form names no cluster: never judged.
+    moto.upsert(&zone, NAME, "52.95.110.6", Some(gone));
+    let task = Task::new(&moto, &zone, &eni, &me)
+        .env("DNS_SET_IDENTIFIER", SET_ID)
         .env("DNS_PRUNE", "true")
         .env("DNS_DELETE_ON_EXIT", "false");
     let out = task.run(&[], PUBLISH);
@@ -469,13 +476,204 @@ fn prune_removes_only_values_of_tasks_that_no_longer_run() {
         .map(|(id, _, _)| id)
         .collect();
     let mut expected = vec![
+        Some(gone.to_string()),
         Some("added-by-hand".to_string()),
-        Some(me.to_string()),
-        Some(running),
+        Some(format!("jumpbox/{me}")),
+        Some(format!("jumpbox/{running}")),
     ];
     expected.sort();
     assert_eq!(
         ids, expected,
         "the stale value of {gone} should be the only one removed"
     );
+}
+
+/// Wait (bounded) until `set_id`'s value of NAME is gone; how long it took.
+fn wait_gone(moto: &Moto, zone: &str, set_id: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    e2e::poll_until(limit, Duration::from_millis(100), || {
+        let ids: Vec<Option<String>> = values_of(&moto.records(zone), NAME)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        (!ids.contains(&Some(set_id.to_string()))).then(|| started.elapsed())
+    })
+}
+
+#[test]
+fn two_clusters_sharing_a_name_never_delete_each_others_values() {
+    let (moto, zone, eni_blue) = setup(Some("52.95.110.1"));
+    let eni_green = moto.create_eni("172.31.42.190", Some("52.95.110.2"));
+    let blue_task = moto.ecs_task("blue");
+    let green_task = moto.ecs_task("green");
+    // A task of each cluster died without its clean-up and left its value behind.
+    let blue_dead = moto.ecs_task("blue");
+    moto.stop_ecs_task("blue", &blue_dead);
+    let green_dead = moto.ecs_task("green");
+    moto.stop_ecs_task("green", &green_dead);
+    moto.upsert(
+        &zone,
+        NAME,
+        "52.95.110.3",
+        Some(&format!("blue/{blue_dead}")),
+    );
+    moto.upsert(
+        &zone,
+        NAME,
+        "52.95.110.4",
+        Some(&format!("green/{green_dead}")),
+    );
+    // Green does not reconcile here: only blue could remove green's values.
+    let green = Task::in_cluster(&moto, &zone, &eni_green, &green_task, "green")
+        .env("DNS_SET_IDENTIFIER", SET_ID)
+        .env("DNS_RECONCILE_INTERVAL", "0");
+    let blue = Task::in_cluster(&moto, &zone, &eni_blue, &blue_task, "blue")
+        .env("DNS_SET_IDENTIFIER", SET_ID)
+        .env("DNS_RECONCILE_INTERVAL", "1s");
+    let mut sg = green.start();
+    sg.expect_event("published", PUBLISH);
+    let mut sb = blue.start();
+    sb.expect_event("published", PUBLISH);
+    // Blue reconciles: its own cluster's stale value goes...
+    let took = wait_gone(&moto, &zone, &format!("blue/{blue_dead}"), PUBLISH);
+    assert!(
+        took.is_some(),
+        "blue's stale value stayed; stderr:\n{}",
+        sb.proc.stderr().text()
+    );
+    let reconciled = sb.expect_event("reconcile", STOP);
+    assert_eq!(reconciled["deleted"], 1, "{reconciled}");
+    // ...and over several more periods green's values, the dead task's included, stay.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !sb.events().iter().any(|e| e["event"] == "reconcile_failed"),
+        "{}",
+        sb.proc.stderr().text()
+    );
+    let mut expected = vec![
+        (
+            Some(format!("blue/{blue_task}")),
+            vec!["52.95.110.1".into()],
+            60,
+        ),
+        (
+            Some(format!("green/{green_dead}")),
+            vec!["52.95.110.4".into()],
+            300,
+        ),
+        (
+            Some(format!("green/{green_task}")),
+            vec!["52.95.110.2".into()],
+            60,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(values_of(&moto.records(&zone), NAME), expected);
+    green.healthcheck().expect_success("green still healthy");
+    blue.healthcheck().expect_success("blue still healthy");
+    for (s, what) in [(&mut sb, "blue"), (&mut sg, "green")] {
+        s.proc.signal("TERM");
+        assert!(s.proc.expect_exit(STOP, what).success());
+    }
+    assert_eq!(
+        values_of(&moto.records(&zone), NAME),
+        vec![(
+            Some(format!("green/{green_dead}")),
+            vec!["52.95.110.4".into()],
+            300
+        )]
+    );
+}
+
+#[test]
+fn a_value_of_a_task_killed_with_sigkill_goes_within_one_reconcile_period() {
+    let (moto, zone, eni_a) = setup(Some("52.95.110.1"));
+    let eni_b = moto.create_eni("172.31.42.190", Some("52.95.110.2"));
+    let (task_a, task_b) = (moto.ecs_task("jumpbox"), moto.ecs_task("jumpbox"));
+    let interval = Duration::from_secs(2);
+    let task = |eni, id: &str| {
+        Task::new(&moto, &zone, eni, id)
+            .env("DNS_SET_IDENTIFIER", SET_ID)
+            .env("DNS_RECONCILE_INTERVAL", "2s")
+    };
+    let (a, b) = (task(&eni_a, &task_a), task(&eni_b, &task_b));
+    let mut sa = a.start();
+    let mut sb = b.start();
+    sa.expect_event("published", PUBLISH);
+    sb.expect_event("published", PUBLISH);
+    assert_eq!(values_of(&moto.records(&zone), NAME).len(), 2);
+    // Task b dies hard: no SIGTERM, no clean-up; ECS then reports it stopped.
+    sb.proc.signal("KILL");
+    sb.proc.expect_exit(STOP, "SIGKILLed sidecar");
+    moto.stop_ecs_task("jumpbox", &task_b);
+    let stopped = Instant::now();
+    let reconciled = sa.expect_event("reconcile", Duration::from_secs(15));
+    let took = stopped.elapsed();
+    assert_eq!(reconciled["deleted"], 1, "{reconciled}");
+    assert!(
+        reconciled["set_identifiers"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("jumpbox/{task_b}")),
+        "{reconciled}"
+    );
+    // One period is at most interval + 20 % (2.4 s); a run that read the task list just before
+    // StopTask adds one run, and the run that deletes another (each well under 1 s on moto).
+    let bound = interval.mul_f64(1.2) + Duration::from_secs(2);
+    println!("value of the SIGKILLed task removed {took:?} after StopTask (bound {bound:?})");
+    assert!(took <= bound, "took {took:?}, bound {bound:?}");
+    assert_eq!(
+        values_of(&moto.records(&zone), NAME),
+        vec![(
+            Some(format!("jumpbox/{task_a}")),
+            vec!["52.95.110.1".into()],
+            60
+        )]
+    );
+    a.healthcheck()
+        .expect_success("the surviving task stays healthy");
+    sa.proc.signal("TERM");
+    assert!(sa.proc.expect_exit(STOP, "stopping task a").success());
+    assert!(values_of(&moto.records(&zone), NAME).is_empty());
+}
+
+#[test]
+fn a_change_not_insync_within_the_timeout_is_a_warning_not_a_crash() {
+    let (moto, zone, eni) = setup(Some("52.95.110.1"));
+    // GetChange says PENDING for 8 s; the start deadline is 4 s.
+    let slow = SlowRoute53::start(&moto, Duration::from_secs(8));
+    let task = Task::new(&moto, &zone, &eni, "task0010")
+        .env("AWS_ENDPOINT_URL", slow.endpoint.clone())
+        .env("DNS_TIMEOUT", "4s");
+    let mut sidecar = task.start();
+    let warned = sidecar.expect_event("insync_slow", PUBLISH);
+    assert_eq!(warned["status"], "PENDING", "{warned}");
+    sidecar.expect_event("published", STOP);
+    assert!(
+        sidecar.proc.try_status().is_none(),
+        "the sidecar exited: {}",
+        sidecar.proc.stderr().text()
+    );
+    let health = task.healthcheck();
+    health.expect_success("healthcheck while the change is PENDING");
+    assert!(health.stdout.contains("52.95.110.1"), "{}", health.stdout);
+    assert_eq!(
+        values_of(&moto.records(&zone), NAME),
+        vec![(None, vec!["52.95.110.1".to_string()], 60)]
+    );
+    // Still checking in the background: INSYNC is logged when it comes.
+    let insync = sidecar.expect_event("insync", Duration::from_secs(30));
+    let ms = insync["insync_ms"].as_u64().unwrap_or(0);
+    assert!(ms >= 3000, "{insync}");
+    let (get_changes, pending) = slow.get_changes();
+    assert!(
+        pending >= 2 && get_changes > pending,
+        "{get_changes} {pending}"
+    );
+    println!("INSYNC after {ms} ms; {get_changes} GetChange calls, {pending} answered PENDING");
+    task.healthcheck()
+        .expect_success("healthcheck after INSYNC");
+    sidecar.proc.signal("TERM");
+    assert!(sidecar.proc.expect_exit(STOP, "stopping").success());
+    assert!(values_of(&moto.records(&zone), NAME).is_empty());
 }

@@ -27,6 +27,15 @@ pub struct Zone {
     pub poll_max: Duration,
 }
 
+/// Where a change stands after [`Zone::poll_insync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insync {
+    /// `INSYNC` after this long.
+    Done(Duration),
+    /// Not `INSYNC` when the deadline passed: its last status, and how long we polled.
+    NotYet { status: String, waited: Duration },
+}
+
 /// What the clean-up did with one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cleanup {
@@ -100,28 +109,53 @@ impl Zone {
             .await
     }
 
-    /// Poll `GetChange` until `INSYNC`; returns how long it took.
+    /// Poll `GetChange` until `INSYNC`; returns how long it took. Still pending at the
+    /// deadline is an error naming DNS_TIMEOUT (see [`Zone::poll_insync`] for the tolerant form).
     pub async fn wait_insync(&self, change_id: &str, deadline: Instant) -> Result<Duration> {
+        match self.poll_insync(change_id, deadline).await? {
+            Insync::Done(took) => Ok(took),
+            Insync::NotYet { status, waited } => Err(Error::runtime(format!(
+                "Route 53 change {change_id} was still {status} when the deadline (DNS_TIMEOUT) \
+                 passed after {:.1}s; the record was sent and will normally propagate, \
+                 raise DNS_TIMEOUT or set DNS_WAIT_INSYNC=false",
+                waited.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Poll `GetChange` until `INSYNC` or the deadline. A deadline passed while the change is
+    /// still pending, or while `GetChange` keeps failing in a retryable way (throttling, 5xx),
+    /// is [`Insync::NotYet`], not an error: Route 53 accepted the change. Errors that will not
+    /// go away (access denied, unknown change) are errors.
+    pub async fn poll_insync(&self, change_id: &str, deadline: Instant) -> Result<Insync> {
         let started = Instant::now();
         let mut polls = Backoff::new(self.poll_base, self.poll_max, deadline);
         loop {
-            let out = retry::call("GetChange", &mut self.backoff(deadline), || {
+            let status = match retry::call("GetChange", &mut self.backoff(deadline), || {
                 self.client.get_change().id(change_id).send()
             })
             .await
-            .map_err(|f| self.explain("GetChange", change_id, f))?;
-            let status = out.change_info().map(|c| c.status().clone());
+            {
+                Ok(out) => out.change_info().map(|c| c.status().clone()),
+                Err(f) if f.gave_up => {
+                    return Ok(Insync::NotYet {
+                        status: format!("unknown (GetChange kept failing: {})", f.detail),
+                        waited: started.elapsed(),
+                    })
+                }
+                Err(f) => return Err(self.explain("GetChange", change_id, f)),
+            };
             if status == Some(ChangeStatus::Insync) {
-                return Ok(started.elapsed());
+                return Ok(Insync::Done(started.elapsed()));
             }
             if !polls.wait().await {
-                return Err(Error::runtime(format!(
-                    "Route 53 change {change_id} was still {} when the deadline (DNS_TIMEOUT) \
-                     passed after {:.1}s; the record was sent and will normally propagate, \
-                     raise DNS_TIMEOUT or set DNS_WAIT_INSYNC=false",
-                    status.as_ref().map_or("unknown", |s| s.as_str()),
-                    started.elapsed().as_secs_f64()
-                )));
+                return Ok(Insync::NotYet {
+                    status: status
+                        .as_ref()
+                        .map_or("unknown", |s| s.as_str())
+                        .to_string(),
+                    waited: started.elapsed(),
+                });
             }
         }
     }
