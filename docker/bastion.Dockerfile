@@ -8,6 +8,8 @@
 #   From a static binary built on the host (no rust image needed; scripts/build-images.sh does this):
 #     RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
 #       cargo build --locked --release --target x86_64-unknown-linux-gnu -p bastion
+#     (for arm64: --target aarch64-unknown-linux-gnu, and --build-arg BIN_PATH=target/aarch64-
+#     unknown-linux-gnu/release/bastion with --platform linux/arm64)
 #     docker build -f docker/bastion.Dockerfile --build-arg BIN_STAGE=prebuilt -t bastion .
 #
 # The binary is linked statically against glibc (`+crt-static`; `--target` keeps build scripts
@@ -22,14 +24,24 @@
 # Which stage provides /bastion: `build` (compile here) or `prebuilt` (copy from the context).
 ARG BIN_STAGE=build
 
+# Builds for the platform this stage runs on (native, or emulated under
+# `docker buildx build --platform ...`): BuildKit's TARGETARCH names it (amd64, arm64); builders
+# that do not set it fall back to this stage's own `uname -m`. Only amd64 and arm64 are known.
 FROM rust:1-bookworm AS build
+ARG TARGETARCH
 WORKDIR /src
 COPY . .
+# One cargo cache per architecture: two platforms built at once must not share target/.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
-      cargo build --locked --release --target x86_64-unknown-linux-gnu -p bastion \
-    && cp target/x86_64-unknown-linux-gnu/release/bastion /bastion
+    --mount=type=cache,target=/src/target,id=jumpbox-target-${TARGETARCH} \
+    case "${TARGETARCH:-$(uname -m)}" in \
+      amd64 | x86_64) triple=x86_64-unknown-linux-gnu ;; \
+      arm64 | aarch64) triple=aarch64-unknown-linux-gnu ;; \
+      *) echo "unsupported platform '${TARGETARCH:-$(uname -m)}': amd64 or arm64" >&2; exit 1 ;; \
+    esac \
+    && RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
+      cargo build --locked --release --target "$triple" -p bastion \
+    && cp "target/$triple/release/bastion" /bastion
 
 FROM scratch AS prebuilt
 # Path of the host-built static binary inside the build context.

@@ -8,6 +8,8 @@
 #   From a static binary built on the host (no rust image needed; scripts/build-images.sh does this):
 #     RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
 #       cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar
+#     (for arm64: --target aarch64-unknown-linux-gnu, and --build-arg BIN_PATH=target/aarch64-
+#     unknown-linux-gnu/release/dns-sidecar with --platform linux/arm64)
 #     cp /etc/ssl/certs/ca-certificates.crt target/x86_64-unknown-linux-gnu/release/
 #     docker build -f docker/dns-sidecar.Dockerfile --build-arg BIN_STAGE=prebuilt -t dns-sidecar .
 #
@@ -26,14 +28,24 @@
 # Which stage provides /dns-sidecar and the CA bundle: `build` or `prebuilt` (from the context).
 ARG BIN_STAGE=build
 
+# Builds for the platform this stage runs on (native, or emulated under
+# `docker buildx build --platform ...`): BuildKit's TARGETARCH names it (amd64, arm64); builders
+# that do not set it fall back to this stage's own `uname -m`. Only amd64 and arm64 are known.
 FROM rust:1-bookworm AS build
+ARG TARGETARCH
 WORKDIR /src
 COPY . .
+# One cargo cache per architecture: two platforms built at once must not share target/.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
-      cargo build --locked --release --target x86_64-unknown-linux-gnu -p dns-sidecar \
-    && cp target/x86_64-unknown-linux-gnu/release/dns-sidecar /dns-sidecar \
+    --mount=type=cache,target=/src/target,id=jumpbox-target-${TARGETARCH} \
+    case "${TARGETARCH:-$(uname -m)}" in \
+      amd64 | x86_64) triple=x86_64-unknown-linux-gnu ;; \
+      arm64 | aarch64) triple=aarch64-unknown-linux-gnu ;; \
+      *) echo "unsupported platform '${TARGETARCH:-$(uname -m)}': amd64 or arm64" >&2; exit 1 ;; \
+    esac \
+    && RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
+      cargo build --locked --release --target "$triple" -p dns-sidecar \
+    && cp "target/$triple/release/dns-sidecar" /dns-sidecar \
     && cp /etc/ssl/certs/ca-certificates.crt /ca-certificates.crt
 
 FROM scratch AS prebuilt

@@ -7,7 +7,8 @@
 #
 #   scripts/build-images.sh [--no-build] [bastion] [dns-sidecar]     (default: both)
 #
-#   --no-build   use the binaries already in $target/x86_64-unknown-linux-gnu/release
+#   --no-build   use the binaries already in $target/<host triple>/release (x86_64- or
+#                aarch64-unknown-linux-gnu: the host's architecture; only x86_64 was ever run)
 #   TAG=...      image tag (default: dev); images are localhost/jumpbox/<name>:$TAG
 #   CA_BUNDLE=   PEM bundle for the dns-sidecar image (default: /etc/ssl/certs/ca-certificates.crt)
 #
@@ -15,14 +16,19 @@
 # (.local/containers), never the system's. Builds and runs happen in a network namespace with
 # only loopback when `unshare -n` works, so nothing can be pulled or reached by accident.
 # Respects CARGO_TARGET_DIR. To publish: buildah push --root ... localhost/jumpbox/bastion:dev
-# docker://<registry>/jumpbox/bastion:<tag> (see ecs/README-fragment.md).
+# docker://<registry>/jumpbox/bastion:<tag> (scripts/deploy does this).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
-triple=x86_64-unknown-linux-gnu
+# The host's own architecture (the binaries are built here, natively): x86_64 or aarch64.
+case $(uname -m) in
+  x86_64) triple=x86_64-unknown-linux-gnu arch=amd64 ;;
+  aarch64) triple=aarch64-unknown-linux-gnu arch=arm64 ;;
+  *) echo "build-images.sh: unsupported host architecture $(uname -m) (x86_64 or aarch64)" >&2; exit 1 ;;
+esac
 release=$target_dir/$triple/release
 tag=${TAG:-dev}
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -98,7 +104,9 @@ for name in "${names[@]}"; do
   ctx=$store/context/$name
   rm -rf "$ctx" && mkdir -p "$ctx"
   cp "$bin" "$ctx/$name"
-  args=(--build-arg BIN_STAGE=prebuilt --build-arg "BIN_PATH=$name")
+  # TARGETARCH: buildah (1.28) does not set it as BuildKit does; the Dockerfiles' build stage
+  # (skipped here) names its cache after it.
+  args=(--build-arg BIN_STAGE=prebuilt --build-arg "BIN_PATH=$name" --build-arg "TARGETARCH=$arch")
   if [[ $name == dns-sidecar ]]; then
     [[ -s $ca_bundle ]] || die "CA bundle $ca_bundle is missing (apt-get install ca-certificates, or set CA_BUNDLE)"
     cp "$ca_bundle" "$ctx/ca-certificates.crt"

@@ -17,6 +17,11 @@ Nothing here talks to real AWS: every client is built with an explicit endpoint 
   secret-delete --endpoint URL --name N        (ForceDeleteWithoutRecovery)       -> {"ok": true}
   param    --endpoint URL --name /p/a --value V [--secure]  (put, overwrite)      -> {"version": n}
   param-delete --endpoint URL --name /p/a                                         -> {"ok": true}
+  network  --endpoint URL [--region R]  (a VPC, two subnets, zone example.com.) -> {"VpcId", ...}
+  ecr-image --endpoint URL --region R --name REPO --value TAG  (an image with that tag, the
+               repository created if missing: what an earlier push left)       -> {"digest"}
+  deployed --endpoint URL --region R --name jumpbox  (what scripts/deploy left there)
+               -> {"repositories": {name: [tags]}, "secrets": {kind: {value, version}}, "stack"}
 """
 
 import argparse
@@ -195,14 +200,13 @@ def running_ecs_task(endpoint, cluster):
     return task["tasks"][0]["taskArn"].split("/")[-1]
 
 
-def stack_parameters(endpoint):
-    """Real-looking parameters for ecs/stack.yaml: a VPC with two subnets, a hosted zone and
-    the two secrets, created in moto."""
-    ec2 = client("ec2", endpoint)
-    sm = client("secretsmanager", endpoint)
+def network(endpoint, region=REGION):
+    """A VPC with two subnets in `region` and the public zone example.com., created in moto:
+    the network parameters of ecs/stack.yaml."""
+    ec2 = client("ec2", endpoint, region)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=REGION + z)[
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=region + z)[
             "Subnet"
         ]["SubnetId"]
         for i, z in ((1, "a"), (2, "b"))
@@ -210,8 +214,17 @@ def stack_parameters(endpoint):
     return {
         "VpcId": vpc,
         "PublicSubnetIds": ",".join(subnets),
+        "HostedZoneId": zone(client("route53", endpoint, region), "example.com."),
+    }
+
+
+def stack_parameters(endpoint):
+    """Real-looking parameters for ecs/stack.yaml: a VPC with two subnets, a hosted zone and
+    the two secrets, created in moto."""
+    sm = client("secretsmanager", endpoint)
+    return {
+        **network(endpoint),
         "AllowedClientCidrs": "203.0.113.0/24",
-        "HostedZoneId": zone(client("route53", endpoint), "example.com."),
         "RecordName": "jumpbox.{region}.example.com",
         "HostKeySecretArn": sm.create_secret(Name="jumpbox/host-key", SecretString="key")["ARN"],
         "AuthorizedKeysSecretArn": sm.create_secret(
@@ -291,6 +304,55 @@ def put_parameter(ssm, name, value, secure):
     return {"version": put["Version"]}
 
 
+def ecr_image(ecr, repository, tag):
+    """An image `repository:tag` in moto's ECR (moto has no registry endpoint to push to): a
+    minimal manifest put through the API, as a finished push leaves it."""
+    try:
+        ecr.create_repository(repositoryName=repository)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                   "digest": "sha256:" + "0" * 64},
+        "layers": [],
+    })
+    put = ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)
+    return {"digest": put["image"]["imageId"]["imageDigest"]}
+
+
+def deployed(endpoint, region, prefix):
+    """What scripts/deploy left in `region`: repositories, image tags, its two secrets (value
+    and current version) and the stack `prefix` (its status and outputs)."""
+    ecr = client("ecr", endpoint, region)
+    sm = client("secretsmanager", endpoint, region)
+    cfn = client("cloudformation", endpoint, region)
+    repos = {
+        r["repositoryName"]: sorted(
+            t for i in ecr.describe_images(repositoryName=r["repositoryName"])["imageDetails"]
+            for t in i.get("imageTags", [])
+        )
+        for r in ecr.describe_repositories()["repositories"]
+    }
+    secrets = {}
+    for kind in ("host-key", "authorized-keys"):
+        try:
+            got = sm.get_secret_value(SecretId=f"{prefix}/{kind}")
+            secrets[kind] = {"value": got["SecretString"], "version": got["VersionId"]}
+        except sm.exceptions.ResourceNotFoundException:
+            pass
+    try:
+        stack = cfn.describe_stacks(StackName=prefix)["Stacks"][0]
+        stack = {
+            "status": stack["StackStatus"],
+            "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        }
+    except cfn.exceptions.ClientError:
+        stack = None
+    return {"repositories": repos, "secrets": secrets, "stack": stack}
+
+
 def command(a):
     """One command line's JSON answer."""
     if a.command == "zone":
@@ -317,6 +379,12 @@ def command(a):
         return {"ok": True}
     if a.command == "param":
         return put_parameter(client("ssm", a.endpoint), a.name, a.value, a.secure)
+    if a.command == "deployed":
+        return deployed(a.endpoint, a.region, a.name)
+    if a.command == "network":
+        return network(a.endpoint, a.region)
+    if a.command == "ecr-image":
+        return ecr_image(client("ecr", a.endpoint, a.region), a.name, a.value)
     if a.command == "param-delete":
         client("ssm", a.endpoint).delete_parameter(Name=a.name)
         return {"ok": True}
@@ -329,7 +397,7 @@ def main():
     p.add_argument(
         "command",
         choices=["zone", "eni", "records", "upsert", "ecs-task", "ecs-task-stop", "stack", "secret",
-                 "secret-delete", "param", "param-delete"],
+                 "secret-delete", "param", "param-delete", "ecr-image", "network", "deployed"],
     )
     p.add_argument("--template")
     p.add_argument("--cluster")
@@ -340,6 +408,7 @@ def main():
     p.add_argument("--private")
     p.add_argument("--public")
     p.add_argument("--az", default=REGION + "a")
+    p.add_argument("--region", default=REGION)
     p.add_argument("--value")
     p.add_argument("--set-id")
     p.add_argument("--ttl", type=int, default=300)

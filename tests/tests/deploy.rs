@@ -1,0 +1,292 @@
+//! `scripts/deploy` end to end against moto (ECR, Secrets Manager, CloudFormation, ECS, IAM,
+//! EC2, Route 53), through the boto3 calls the script makes, inside the loopback-only network
+//! namespace: a dry run changes nothing; the first run creates the secrets and the stack and
+//! prints the ssh command and the known_hosts line of the host key it made; a second run
+//! changes nothing (the host key secret keeps its value and version); a second region gets
+//! the same host key. moto's ECR has no registry endpoint, so the images are put into moto's
+//! ECR through its API beforehand (`moto_seed.py ecr-image`, what an earlier push leaves) and
+//! the script, finding the tag there, neither builds nor pushes; the build and push path is
+//! not exercised here. Direct mode only: moto's CloudFormation cannot create the NLB variant
+//! (see stack_in_moto.rs); the NLB ssh command's formatting is checked on its own below.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::sidecar::{venv_bin, Moto};
+use e2e::{require_loopback_only_netns, run_command, workspace_root, Finished, TestDir};
+use serde_json::Value;
+
+const TAG: &str = "test-1";
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `scripts/deploy ARGS` with moto as every AWS endpoint and dummy credentials; nothing from
+/// the developer's AWS configuration can leak in.
+fn deploy(moto: &Moto, home: &Path, args: &[&str]) -> Finished {
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg(workspace_root().join("scripts/deploy"))
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_CA_BUNDLE")
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("no-aws-credentials"),
+        )
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIADEPLOYTEST000000")
+        .env("AWS_SECRET_ACCESS_KEY", "deploy-test-dummy-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    run_command(&mut cmd, "scripts/deploy", RUN_TIMEOUT)
+}
+
+/// The deploy arguments of one region with its network (`moto_seed.py network`).
+fn region_args(region: &str, net: &Value) -> Vec<String> {
+    let s = |k: &str| net[k].as_str().expect("network field").to_string();
+    vec![
+        "--region".into(),
+        region.into(),
+        "--vpc".into(),
+        format!("{region}={}", s("VpcId")),
+        "--subnets".into(),
+        format!("{region}={}", s("PublicSubnetIds")),
+        "--hosted-zone".into(),
+        format!("{region}={}", s("HostedZoneId")),
+    ]
+}
+
+/// A region with a VPC, subnets, the zone and both images already in its ECR.
+fn prepare_region(moto: &Moto, region: &str) -> Vec<String> {
+    let net = moto.fixture(&["network", "--region", region]);
+    for image in ["jumpbox/bastion", "jumpbox/dns-sidecar"] {
+        moto.fixture(&[
+            "ecr-image",
+            "--region",
+            region,
+            "--name",
+            image,
+            "--value",
+            TAG,
+        ]);
+    }
+    region_args(region, &net)
+}
+
+fn deployed(moto: &Moto, region: &str) -> Value {
+    moto.fixture(&["deployed", "--region", region, "--name", "jumpbox"])
+}
+
+/// `ssh-keygen -y` of a private key: its public key (type and base64, no comment).
+fn public_key_of(dir: &TestDir, private: &str) -> String {
+    let path = dir.join("host_key_from_secret");
+    std::fs::write(&path, private).expect("writing the host key");
+    let mut perms = std::fs::metadata(&path).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&path, perms).expect("chmod 600");
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.arg("-y").arg("-f").arg(&path);
+    let out = run_command(&mut cmd, "ssh-keygen -y", Duration::from_secs(20));
+    out.expect_success("ssh-keygen -y of the host key secret");
+    let words: Vec<&str> = out.stdout.split_whitespace().take(2).collect();
+    words.join(" ")
+}
+
+/// The value printed after `[region] what: `.
+fn printed<'a>(stdout: &'a str, region: &str, what: &str) -> Vec<&'a str> {
+    let prefix = format!("[{region}] {what}: ");
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+/// The direct mode's ssh command and known_hosts line for `region`, with host key `public`.
+fn assert_connect_lines(stdout: &str, region: &str, public: &str) {
+    let host = format!("jumpbox.{region}.example.com");
+    let ssh = format!("ssh -p 2222 -N -L LOCAL_PORT:DESTINATION:PORT tunnel@{host}");
+    assert_eq!(printed(stdout, region, "ssh"), [ssh], "{stdout}");
+    let known_hosts = format!("[{host}]:2222 {public}");
+    assert_eq!(
+        printed(stdout, region, "known_hosts"),
+        [known_hosts],
+        "{stdout}"
+    );
+}
+
+fn changes(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| {
+            [": created", ": updated", ": pushed"]
+                .iter()
+                .any(|s| l.contains(s))
+        })
+        .collect()
+}
+
+#[test]
+fn deploy_creates_everything_once_and_then_changes_nothing() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let moto = Moto::start();
+    let keys = dir.join("authorized_keys");
+    std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
+    let keys = keys.to_str().expect("utf-8 path").to_string();
+    let mut args = prepare_region(&moto, "eu-west-1");
+    let common = [
+        "--record-name",
+        "jumpbox.{region}.example.com",
+        "--allowed-cidrs",
+        "203.0.113.0/24",
+        "--image-tag",
+        TAG,
+        "--authorized-keys",
+        &keys,
+    ];
+    args.extend(common.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let dry = deploy(&moto, dir.path(), &[&args[..], &["--dry-run"]].concat());
+    dry.expect_success("deploy --dry-run");
+    assert!(dry.stdout.contains("would create"), "{}", dry.stdout);
+    let state = deployed(&moto, "eu-west-1");
+    assert_eq!(
+        state["secrets"],
+        serde_json::json!({}),
+        "the dry run created secrets"
+    );
+    assert!(
+        state["stack"].is_null(),
+        "the dry run created the stack: {state:#}"
+    );
+
+    let first = deploy(&moto, dir.path(), &args);
+    first.expect_success("first deploy");
+    let state = deployed(&moto, "eu-west-1");
+    assert_eq!(
+        state["stack"]["status"], "CREATE_COMPLETE",
+        "{state:#}\n{}",
+        first.stdout
+    );
+    for repo in ["jumpbox/bastion", "jumpbox/dns-sidecar"] {
+        assert_eq!(
+            state["repositories"][repo],
+            serde_json::json!([TAG]),
+            "{state:#}"
+        );
+    }
+    assert_eq!(
+        state["secrets"]["authorized-keys"]["value"].as_str(),
+        Some(format!("{}\n", dir.key.public_line).as_str())
+    );
+    let host_key = state["secrets"]["host-key"]["value"]
+        .as_str()
+        .expect("host key secret");
+    let public = public_key_of(&dir, host_key);
+    assert_connect_lines(&first.stdout, "eu-west-1", &public);
+    for line in ["secret jumpbox/host-key: created", "stack jumpbox: created"] {
+        assert!(
+            first.stdout.contains(line),
+            "no '{line}' in:\n{}",
+            first.stdout
+        );
+    }
+
+    let second = deploy(&moto, dir.path(), &args);
+    second.expect_success("second deploy");
+    assert_eq!(
+        changes(&second.stdout),
+        Vec::<&str>::new(),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("[eu-west-1] stack jumpbox: unchanged"),
+        "{}",
+        second.stdout
+    );
+    let again = deployed(&moto, "eu-west-1");
+    assert_eq!(
+        again["secrets"], state["secrets"],
+        "the second run changed a secret"
+    );
+
+    // A second region: the same host key, copied; the first region untouched.
+    let mut two: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    two.extend(prepare_region(&moto, "us-east-1"));
+    let two: Vec<&str> = two.iter().map(String::as_str).collect();
+    let third = deploy(&moto, dir.path(), &two);
+    third.expect_success("deploy to two regions");
+    let east = deployed(&moto, "us-east-1");
+    assert_eq!(east["stack"]["status"], "CREATE_COMPLETE", "{east:#}");
+    assert_eq!(
+        east["secrets"]["host-key"]["value"],
+        state["secrets"]["host-key"]["value"]
+    );
+    assert_eq!(deployed(&moto, "eu-west-1")["secrets"], state["secrets"]);
+    assert!(
+        changes(&third.stdout)
+            .iter()
+            .all(|l| l.starts_with("[us-east-1]")),
+        "{}",
+        third.stdout
+    );
+    assert_connect_lines(&third.stdout, "us-east-1", &public);
+}
+
+#[test]
+fn deploy_refuses_missing_parameters_before_changing_anything() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let moto = Moto::start();
+    let keys = dir.join("authorized_keys");
+    std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
+    let args = [
+        "--region",
+        "eu-west-1",
+        "--image-tag",
+        TAG,
+        "--authorized-keys",
+        keys.to_str().expect("utf-8 path"),
+    ];
+    let out = deploy(&moto, dir.path(), &args);
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("the stack needs VpcId") && out.stderr.contains("--vpc"),
+        "{}",
+        out.stderr
+    );
+    let state = deployed(&moto, "eu-west-1");
+    assert_eq!(state["secrets"], serde_json::json!({}), "{state:#}");
+    assert_eq!(state["repositories"], serde_json::json!({}), "{state:#}");
+}
+
+/// The NLB listens on 22 and the known_hosts entry carries no port (moto cannot deploy this
+/// mode, so the script's formatting is asked directly).
+#[test]
+fn nlb_mode_prints_port_22_commands() {
+    let script = workspace_root().join("scripts/deploy");
+    let code = "import importlib.machinery, importlib.util, sys\n\
+        loader = importlib.machinery.SourceFileLoader('deploy', sys.argv[1])\n\
+        m = importlib.util.module_from_spec(importlib.util.spec_from_loader('deploy', loader))\n\
+        loader.exec_module(m)\n\
+        for line in m.ssh_lines('jumpbox.eu-west-1.example.com', True, 'ssh-ed25519 AAAAkey'):\n    print(line)\n\
+        for line in m.ssh_lines('jumpbox.eu-west-1.example.com', False, 'ssh-ed25519 AAAAkey'):\n    print(line)\n";
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg("-c").arg(code).arg(script);
+    let out = run_command(&mut cmd, "python", Duration::from_secs(30));
+    out.expect_success("ssh_lines");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            "ssh -N -L LOCAL_PORT:DESTINATION:PORT tunnel@jumpbox.eu-west-1.example.com",
+            "jumpbox.eu-west-1.example.com ssh-ed25519 AAAAkey",
+            "ssh -p 2222 -N -L LOCAL_PORT:DESTINATION:PORT tunnel@jumpbox.eu-west-1.example.com",
+            "[jumpbox.eu-west-1.example.com]:2222 ssh-ed25519 AAAAkey",
+        ]
+    );
+}
