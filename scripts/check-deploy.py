@@ -467,8 +467,18 @@ def check_container_limits(c: dict, name: str, env: dict, w: str, p: Problems) -
     if name == "dns-sidecar":
         if c.get("essential", True) and env.get("DNS_DELETE_ON_EXIT", "true") == "false":
             p.add(w, "DNS_DELETE_ON_EXIT=false makes the sidecar exit once published, which stops the task while it is essential")
-        if env.get("DNS_PRUNE") == "true" and "{task_id}" not in (env.get("DNS_SET_IDENTIFIER") or ""):
-            p.add(w, "DNS_PRUNE=true needs DNS_SET_IDENTIFIER with {task_id}")
+        set_id, record = env.get("DNS_SET_IDENTIFIER") or "", env.get("DNS_RECORD_NAME") or ""
+        if set_id or env.get("DNS_PRUNE") == "true":
+            # The sidecar reconciles (and prunes) only values it can tell are its own cluster's,
+            # in its own region: without these it turns the periodic reconcile off, and a task
+            # killed without a clean stop leaves its value behind.
+            missing = [v for v in ("{cluster}", "{task_id}") if v not in set_id]
+            if "{region}" not in set_id and "{region}" not in record:
+                missing.append("{region} (in it or in DNS_RECORD_NAME)")
+            if missing:
+                p.add(w, f"DNS_SET_IDENTIFIER {set_id!r} needs {', '.join(missing)}: without them the sidecar cannot remove the values of tasks that died (use {{region}}/{{cluster}}/{{task_id}})")
+        if env.get("DNS_RECONCILE_INTERVAL", "").strip() in ("0", "0s"):
+            p.add(w, "DNS_RECONCILE_INTERVAL=0 turns off the removal of values of tasks that died without a clean stop")
     if hc is None:
         p.add(w, "healthCheck missing")
     else:
@@ -1213,7 +1223,10 @@ def self_test() -> list[str]:
         ("not Fargate size", lambda td: td.update(memory="4096"), "is not a Fargate size"),
         ("sidecar start longer than startPeriod", lambda td: sidecar(td, startPeriod=60), "startPeriod 60 is shorter than DNS_TIMEOUT=120s"),
         ("sidecar exits once published", lambda td: sidecar(td, env={"DNS_DELETE_ON_EXIT": "false"}), "which stops the task"),
-        ("prune without task ids", lambda td: sidecar(td, env={"DNS_PRUNE": "true", "DNS_SET_IDENTIFIER": "x"}), "needs DNS_SET_IDENTIFIER with {task_id}"),
+        ("prune without task ids", lambda td: sidecar(td, env={"DNS_PRUNE": "true", "DNS_SET_IDENTIFIER": "x"}), "needs {cluster}, {task_id}"),
+        ("set id without the cluster", lambda td: sidecar(td, env={"DNS_SET_IDENTIFIER": "{region}/{task_id}"}), "needs {cluster}:"),
+        ("no region anywhere", lambda td: sidecar(td, env={"DNS_SET_IDENTIFIER": "{cluster}/{task_id}", "DNS_RECORD_NAME": "jumpbox.example.com"}), "needs {region} (in it"),
+        ("reconcile off", lambda td: sidecar(td, env={"DNS_RECONCILE_INTERVAL": "0"}), "DNS_RECONCILE_INTERVAL=0 turns off"),
         ("sidecar stop too short", lambda td: sidecar(td, env={"DNS_STOP_TIMEOUT": "58s"}), "leaves no room for DNS_STOP_TIMEOUT=58s"),
     ]
     failures = []

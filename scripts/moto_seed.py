@@ -249,6 +249,7 @@ def task_containers(endpoint, resources):
                     "dependsOn": c.get("dependsOn", []),
                     "stopTimeout": c.get("stopTimeout"),
                     "env": sorted(e["name"] for e in c.get("environment") or [] if e),
+                    "env_values": {e["name"]: e.get("value") for e in c.get("environment") or [] if e},
                     "secrets": sorted(e["name"] for e in c.get("secrets") or [] if e),
                     "mountPoints": c.get("mountPoints", []),
                 }

@@ -84,6 +84,22 @@ fn the_stack_deploys_into_moto_cloudformation() {
         !env.contains("KEYS_"),
         "the dns-sidecar publishes only: {env}"
     );
+    // Every value names its region, cluster and task, so each running sidecar can remove the
+    // values of this cluster's dead tasks (reconcile) without touching another stack's or
+    // region's; and only A records: the bastion and the security groups are IPv4.
+    let values = &sidecar["env_values"];
+    assert_eq!(
+        values["DNS_SET_IDENTIFIER"], "{region}/{cluster}/{task_id}",
+        "{out:#}"
+    );
+    assert!(
+        values["DNS_RECONCILE_INTERVAL"].is_null(),
+        "the default reconcile (5 min) is left on: {out:#}"
+    );
+    assert!(
+        matches!(values["DNS_RECORD_TYPES"].as_str(), None | Some("A")),
+        "only A records: {out:#}"
+    );
     // Live keys: the keys container writes them into the shared volume, the bastion only reads
     // them there; no key material is injected into the bastion at start.
     let keys_env = keys["env"].to_string();
