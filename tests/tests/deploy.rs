@@ -151,6 +151,23 @@ fn deploy_creates_everything_once_and_then_changes_nothing() {
     let dry = deploy(&moto, dir.path(), &[&args[..], &["--dry-run"]].concat());
     dry.expect_success("deploy --dry-run");
     assert!(dry.stdout.contains("would create"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("CpuArchitecture=X86_64"),
+        "{}",
+        dry.stdout
+    );
+    // Graviton: --platform picks the task's CPU architecture along with the images'.
+    let arm = deploy(
+        &moto,
+        dir.path(),
+        &[&args[..], &["--dry-run", "--platform", "linux/arm64"]].concat(),
+    );
+    arm.expect_success("deploy --dry-run --platform linux/arm64");
+    assert!(
+        arm.stdout.contains("CpuArchitecture=ARM64"),
+        "{}",
+        arm.stdout
+    );
     let state = deployed(&moto, "eu-west-1");
     assert_eq!(
         state["secrets"],
