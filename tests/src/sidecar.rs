@@ -209,6 +209,26 @@ fn http(host: &str, method: &str, path: &str, body: &str) -> Option<(u16, String
 }
 
 /// One plain HTTP GET over a fresh connection; the body when the status is 2xx.
+/// The JSON line a test server prints once it listens (its addresses); a panic naming `what`,
+/// its exit and its output when none comes within `ENDPOINTS_START`.
+fn ready_line(proc: &mut ChildGuard, what: &str) -> Value {
+    let printed = proc
+        .stdout()
+        .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));
+    let line = proc.stdout().text();
+    serde_json::from_str(line.lines().next().unwrap_or(""))
+        .ok()
+        .filter(|_| printed)
+        .unwrap_or_else(|| {
+            panic!(
+                "{what} printed no address within {ENDPOINTS_START:?} (exit: {:?}); \
+                 stdout: {line}; stderr:\n{}",
+                proc.try_status(),
+                proc.stderr().text()
+            )
+        })
+}
+
 fn http_get(host: &str, path: &str) -> Option<String> {
     let (status, body) = http(host, "GET", path, "")?;
     (200..300).contains(&status).then_some(body)
@@ -250,21 +270,7 @@ impl Endpoints {
             cluster,
         ]);
         let mut proc = ChildGuard::spawn(&mut cmd, "task_endpoints.py", Input::Null);
-        let printed = proc
-            .stdout()
-            .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));
-        let line = proc.stdout().text();
-        let ready: Value = serde_json::from_str(line.lines().next().unwrap_or(""))
-            .ok()
-            .filter(|_| printed)
-            .unwrap_or_else(|| {
-                panic!(
-                    "task_endpoints.py printed no address within {ENDPOINTS_START:?} \
-                     (exit: {:?}); stdout: {line}; stderr:\n{}",
-                    proc.try_status(),
-                    proc.stderr().text()
-                )
-            });
+        let ready = ready_line(&mut proc, "task_endpoints.py");
         let field = |name: &str| ready[name].as_str().unwrap_or_default().to_string();
         Endpoints {
             host: field("base").trim_start_matches("http://").to_string(),
@@ -442,20 +448,8 @@ impl SlowRoute53 {
         cmd.arg(script)
             .arg(&moto.endpoint)
             .arg(pending.as_secs_f64().to_string());
-        let proc = ChildGuard::spawn(&mut cmd, "slow_route53.py", Input::Null);
-        let printed = proc
-            .stdout()
-            .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));
-        let line = proc.stdout().text();
-        let ready: Value = serde_json::from_str(line.lines().next().unwrap_or(""))
-            .ok()
-            .filter(|_| printed)
-            .unwrap_or_else(|| {
-                panic!(
-                    "slow_route53.py printed no address within {ENDPOINTS_START:?}; stderr:\n{}",
-                    proc.stderr().text()
-                )
-            });
+        let mut proc = ChildGuard::spawn(&mut cmd, "slow_route53.py", Input::Null);
+        let ready = ready_line(&mut proc, "slow_route53.py");
         SlowRoute53 {
             endpoint: ready["endpoint"].as_str().unwrap_or_default().to_string(),
             _proc: proc,
