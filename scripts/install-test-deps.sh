@@ -12,6 +12,8 @@
 #   buildah         builds and runs the container images without a Docker engine
 #   ca-certificates the CA bundle the dns-sidecar image ships (and its static-binary test uses)
 #   mount, chroot   the static-binary tests' read-only empty root
+#   docker-registry the registry behind moto's ECR that scripts/deploy pushes its images to
+#   openssl         that registry's test certificate
 #
 # Then a Python virtual environment in .local/venv (pinned in scripts/requirements-test.txt):
 #   moto[server]    the Route 53 / EC2 / ECS / CloudFormation emulator the dns-sidecar tests talk to
@@ -46,6 +48,8 @@ declare -A PROVIDER=(
   [mount]=mount
   [chroot]=coreutils
   [python3]=python3
+  [docker-registry]=docker-registry
+  [openssl]=openssl
 )
 
 # `kill` is also a shell builtin: look for the program only.

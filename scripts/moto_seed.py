@@ -325,7 +325,7 @@ def ecr_image(ecr, repository, tag):
 
 def deployed(endpoint, region, prefix):
     """What scripts/deploy left in `region`: repositories, image tags, its two secrets (value
-    and current version) and the stack `prefix` (its status and outputs)."""
+    and current version) and the stack `prefix` (its status, outputs and parameters)."""
     ecr = client("ecr", endpoint, region)
     sm = client("secretsmanager", endpoint, region)
     cfn = client("cloudformation", endpoint, region)
@@ -348,6 +348,7 @@ def deployed(endpoint, region, prefix):
         stack = {
             "status": stack["StackStatus"],
             "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+            "parameters": {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])},
         }
     except cfn.exceptions.ClientError:
         stack = None

@@ -28,6 +28,8 @@
 //! - [`peers`]: the non-OpenSSH attacking peers (paramiko, raw protocol) under `tests/peers/`.
 //! - [`attack`]: [`Attack`], one attacker and one innocent user against a fresh bastion.
 //! - [`sidecar`]: the dns-sidecar harness (moto, the ECS endpoints, the sidecar process).
+//! - [`registry`]: the container registry behind moto's ECR, for `scripts/deploy`'s push
+//!   (under its own name, `e2e::registry`).
 
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ pub mod netns;
 pub mod peers;
 pub mod process;
 pub mod raw;
+pub mod registry;
 pub mod servers;
 pub mod sidecar;
 pub mod ssh;

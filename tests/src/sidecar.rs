@@ -211,7 +211,7 @@ fn http(host: &str, method: &str, path: &str, body: &str) -> Option<(u16, String
 /// One plain HTTP GET over a fresh connection; the body when the status is 2xx.
 /// The JSON line a test server prints once it listens (its addresses); a panic naming `what`,
 /// its exit and its output when none comes within `ENDPOINTS_START`.
-fn ready_line(proc: &mut ChildGuard, what: &str) -> Value {
+pub(crate) fn ready_line(proc: &mut ChildGuard, what: &str) -> Value {
     let printed = proc
         .stdout()
         .wait_until(ENDPOINTS_START, |bytes, eof| eof || bytes.contains(&b'\n'));

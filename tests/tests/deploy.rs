@@ -1,20 +1,25 @@
 //! `scripts/deploy` end to end against moto (ECR, Secrets Manager, CloudFormation, ECS, IAM,
 //! EC2, Route 53), through the boto3 calls the script makes, inside the loopback-only network
-//! namespace: a dry run changes nothing; the first run creates the secrets and the stack and
-//! prints the ssh command and the known_hosts line of the host key it made; a second run
-//! changes nothing (the host key secret keeps its value and version); a second region gets
-//! the same host key. moto's ECR has no registry endpoint, so the images are put into moto's
-//! ECR through its API beforehand (`moto_seed.py ecr-image`, what an earlier push leaves) and
-//! the script, finding the tag there, neither builds nor pushes; the build and push path is
-//! not exercised here. Direct mode only: moto's CloudFormation cannot create the NLB variant
-//! (see stack_in_moto.rs); the NLB ssh command's formatting is checked on its own below.
+//! namespace. From nothing, one run builds both images (buildah), pushes them to the registry
+//! the ECR repositories name (a real registry, `e2e::registry`, since moto's ECR has none) with
+//! the login ECR issues, and creates the secrets and the stack; a second run changes nothing.
+//! With the images already in ECR (`moto_seed.py ecr-image`, what an earlier push leaves): a
+//! dry run changes nothing; the first run prints the ssh command and the known_hosts line of
+//! the host key it made; a second run changes nothing (the host key secret keeps its value and
+//! version); a second region gets the same host key. Direct mode only: moto's CloudFormation
+//! cannot create the NLB variant (see stack_in_moto.rs); the NLB ssh command's formatting is
+//! checked on its own below.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use e2e::registry::EcrRegistry;
 use e2e::sidecar::{venv_bin, Moto};
-use e2e::{require_loopback_only_netns, run_command, workspace_root, Finished, TestDir};
+use e2e::{
+    require_loopback_only_netns, require_root, require_tool, run_command, workspace_root, Finished,
+    TestDir,
+};
 use serde_json::Value;
 
 const TAG: &str = "test-1";
@@ -23,7 +28,11 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 /// `scripts/deploy ARGS` with moto as every AWS endpoint and dummy credentials; nothing from
 /// the developer's AWS configuration can leak in.
 fn deploy(moto: &Moto, home: &Path, args: &[&str]) -> Finished {
-    let mut cmd = Command::new(venv_bin("python"));
+    deploy_with(Command::new(venv_bin("python")), moto, home, args)
+}
+
+/// `deploy`, run by `cmd` (the Python interpreter, possibly wrapped).
+fn deploy_with(mut cmd: Command, moto: &Moto, home: &Path, args: &[&str]) -> Finished {
     cmd.arg(workspace_root().join("scripts/deploy"))
         .args(args)
         .env_remove("AWS_PROFILE")
@@ -280,6 +289,128 @@ fn deploy_refuses_missing_parameters_before_changing_anything() {
     let state = deployed(&moto, "eu-west-1");
     assert_eq!(state["secrets"], serde_json::json!({}), "{state:#}");
     assert_eq!(state["repositories"], serde_json::json!({}), "{state:#}");
+}
+
+/// The one command from nothing: no repository, no image. The script builds both images with
+/// buildah (scripts/build-images.sh, from the static binaries), logs in with the token moto's
+/// ECR issues and pushes them to the registry the repositories' URIs name (a real registry,
+/// tests/peers/ecr_registry.py, that admits only that login), then creates the secrets and the
+/// stack. A second run, once ECR lists the pushed tags (as real ECR does after a push),
+/// builds nothing and changes nothing.
+#[test]
+fn deploy_builds_pushes_and_creates_everything_in_one_command() {
+    require_loopback_only_netns();
+    require_root("building images with buildah and the registry's /etc/hosts");
+    require_tool("buildah");
+    let dir = TestDir::new();
+    let moto = Moto::start();
+    let region = "eu-west-1";
+    let registry = EcrRegistry::start(&moto, region, &dir.join("registry"));
+    let keys = dir.join("authorized_keys");
+    std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
+    let net = moto.fixture(&["network", "--region", region]);
+    let mut args = region_args(region, &net);
+    let tag = "e2e-build";
+    args.extend(
+        [
+            "--record-name",
+            "jumpbox.{region}.example.com",
+            "--allowed-cidrs",
+            "203.0.113.0/24",
+            "--image-tag",
+            tag,
+            "--authorized-keys",
+            keys.to_str().expect("utf-8 path"),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = || {
+        let mut cmd = registry.command(&venv_bin("python"));
+        cmd.env("SSL_CERT_FILE", &registry.cert)
+            .env("REGISTRY_AUTH_FILE", dir.join("registry-auth.json"));
+        deploy_with(cmd, &moto, dir.path(), &args)
+    };
+
+    let first = run();
+    let _images = LocalImages(tag);
+    first.expect_success("deploy from nothing");
+    for image in ["bastion", "dns-sidecar"] {
+        for line in [
+            format!("[{region}] ecr repository jumpbox/{image}: created"),
+            format!("[{region}] image jumpbox/{image}:{tag}: pushed"),
+        ] {
+            assert!(
+                first.stdout.contains(&line),
+                "no '{line}' in:\n{}",
+                first.stdout
+            );
+        }
+        assert!(
+            registry.has_tag(&format!("jumpbox/{image}"), tag),
+            "jumpbox/{image}:{tag} is not in the registry {}:\n{}",
+            registry.host,
+            first.stdout
+        );
+    }
+    let state = deployed(&moto, region);
+    assert_eq!(state["stack"]["status"], "CREATE_COMPLETE", "{state:#}");
+    for (param, image) in [
+        ("BastionImage", "bastion"),
+        ("DnsSidecarImage", "dns-sidecar"),
+    ] {
+        let uri = format!("{}/jumpbox/{image}:{tag}", registry.host);
+        assert_eq!(
+            state["stack"]["parameters"][param],
+            uri.as_str(),
+            "{state:#}"
+        );
+    }
+    let host_key = state["secrets"]["host-key"]["value"]
+        .as_str()
+        .expect("host key secret");
+    assert_connect_lines(&first.stdout, region, &public_key_of(&dir, host_key));
+
+    // What ECR's API shows after a push; then nothing is left to do.
+    for image in ["jumpbox/bastion", "jumpbox/dns-sidecar"] {
+        moto.fixture(&[
+            "ecr-image",
+            "--region",
+            region,
+            "--name",
+            image,
+            "--value",
+            tag,
+        ]);
+    }
+    let second = run();
+    second.expect_success("second deploy");
+    assert_eq!(
+        changes(&second.stdout),
+        Vec::<&str>::new(),
+        "{}",
+        second.stdout
+    );
+    assert!(!second.stdout.contains("building"), "{}", second.stdout);
+}
+
+/// Removes the images a test built from the repository's buildah storage when it ends.
+struct LocalImages(&'static str);
+
+impl Drop for LocalImages {
+    fn drop(&mut self) {
+        let store = workspace_root().join(".local/containers");
+        for image in ["bastion", "dns-sidecar"] {
+            let mut cmd = Command::new("buildah");
+            cmd.arg("--root")
+                .arg(store.join("storage"))
+                .arg("--runroot")
+                .arg(store.join("run"))
+                .args(["--storage-driver", "vfs", "rmi"])
+                .arg(format!("localhost/jumpbox/{image}:{}", self.0));
+            let _ = run_command(&mut cmd, "buildah rmi", Duration::from_secs(60));
+        }
+    }
 }
 
 /// The NLB listens on 22 and the known_hosts entry carries no port (moto cannot deploy this
