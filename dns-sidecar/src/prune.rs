@@ -153,6 +153,30 @@ pub struct Pruned {
     pub checked: usize,
     /// Set identifiers of the stale values deleted.
     pub deleted: Vec<String>,
+    /// This cluster's tasks whose desired status is RUNNING.
+    pub running: usize,
+    /// Of those, the tasks with a value under the name: the jumpboxes users can reach by it.
+    pub published: usize,
+}
+
+/// The running tasks of this cluster that have a value among `sets` (a task with A and AAAA
+/// values counts once).
+pub fn published(
+    sets: &[ResourceRecordSet],
+    template: &Template,
+    vars: &Vars,
+    running: &HashSet<String>,
+) -> Result<usize> {
+    let (prefix, suffix) = template.around_task_id(vars)?;
+    let tasks: HashSet<&str> = sets
+        .iter()
+        .filter_map(|s| {
+            s.set_identifier()
+                .and_then(|id| task_of(id, &prefix, &suffix))
+        })
+        .filter(|task| running.contains(*task))
+        .collect();
+    Ok(tasks.len())
 }
 
 /// Where and as whom to prune: the name, its types, our template and task.
@@ -175,6 +199,7 @@ pub async fn prune(scope: &Scope<'_>, deadline: Instant) -> Result<Pruned> {
     let sets = scope.zone.list(scope.name, scope.types, deadline).await?;
     let running = running_tasks(scope.ecs, scope.cluster, deadline).await?;
     let stale = stale(&sets, scope.template, scope.vars, &running, scope.own_task)?;
+    let published = published(&sets, scope.template, scope.vars, &running)?;
     let mut deleted = Vec::new();
     for set in stale {
         let id = set.set_identifier().unwrap_or_default().to_string();
@@ -195,6 +220,8 @@ pub async fn prune(scope: &Scope<'_>, deadline: Instant) -> Result<Pruned> {
     Ok(Pruned {
         checked: sets.len(),
         deleted,
+        running: running.len(),
+        published,
     })
 }
 
@@ -285,6 +312,24 @@ mod tests {
             stale_ids(&sets, "{region}/{cluster}/{task_id}", &[ME]),
             vec![format!("eu-west-1/prod/{GONE}")]
         );
+    }
+
+    #[test]
+    fn published_counts_running_tasks_of_this_cluster_with_a_value_once() {
+        let t = Template::parse("DNS_SET_IDENTIFIER", "{cluster}/{task_id}").unwrap();
+        let sets = vec![
+            set(&format!("prod/{ME}")),
+            set(&format!("prod/{RUNNING}")),
+            set(&format!("prod/{RUNNING}")), // its AAAA value: still one task
+            set(&format!("prod/{GONE}")),    // not running: not reachable for long
+            set(&format!("staging/{RUNNING}")),
+            set("prod/manual"),
+        ];
+        let running: HashSet<String> = [ME, RUNNING, "another-running-task"]
+            .map(String::from)
+            .into();
+        assert_eq!(published(&sets, &t, &prod(), &running).unwrap(), 2);
+        assert_eq!(published(&sets, &t, &prod(), &HashSet::new()).unwrap(), 0);
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl Reconciler {
                     if last_error.take().is_some() {
                         info!(event = "reconcile_recovered", "reconcile works again");
                     }
+                    // Every run, for the stack's "fewer jumpboxes than DesiredCount" alarm
+                    // (a metric filter on `published`; each running sidecar reports it).
+                    info!(event = "reconcile_count", cluster = %self.cluster,
+                          running = done.running, published = done.published,
+                          "this cluster's running tasks, and those with a value under the name");
                     if done.deleted.is_empty() {
                         debug!(event = "reconcile", checked = done.checked, deleted = 0);
                     } else {

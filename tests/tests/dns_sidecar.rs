@@ -632,6 +632,19 @@ fn a_value_of_a_task_killed_with_sigkill_goes_within_one_reconcile_period() {
     );
     a.healthcheck()
         .expect_success("the surviving task stays healthy");
+    // The count the stack's "fewer jumpboxes than desired" alarm reads: the run that deleted
+    // b's value saw one running task, published.
+    let counted = sa
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "reconcile_count")
+        .last()
+        .expect("a reconcile_count event with the reconcile");
+    assert_eq!(
+        (&counted["running"], &counted["published"]),
+        (&Value::from(1), &Value::from(1)),
+        "{counted}"
+    );
     sa.proc.signal("TERM");
     assert!(sa.proc.expect_exit(STOP, "stopping task a").success());
     assert!(values_of(&moto.records(&zone), NAME).is_empty());
