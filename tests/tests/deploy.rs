@@ -325,10 +325,13 @@ fn deploy_builds_pushes_and_creates_everything_in_one_command() {
         .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // buildah's login goes to this file, not the machine's /run/containers (it must exist).
+    let auth_file = dir.join("registry-auth.json");
+    std::fs::write(&auth_file, "{}").expect("registry auth file");
     let run = || {
         let mut cmd = registry.command(&venv_bin("python"));
         cmd.env("SSL_CERT_FILE", &registry.cert)
-            .env("REGISTRY_AUTH_FILE", dir.join("registry-auth.json"));
+            .env("REGISTRY_AUTH_FILE", &auth_file);
         deploy_with(cmd, &moto, dir.path(), &args)
     };
 
