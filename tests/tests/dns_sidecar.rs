@@ -637,8 +637,8 @@ fn a_value_of_a_task_killed_with_sigkill_goes_within_one_reconcile_period() {
     let counted = sa
         .events()
         .into_iter()
-        .filter(|e| e["event"] == "reconcile_count")
-        .last()
+        .rev()
+        .find(|e| e["event"] == "reconcile_count")
         .expect("a reconcile_count event with the reconcile");
     assert_eq!(
         (&counted["running"], &counted["published"]),
