@@ -265,7 +265,7 @@ fn deploy_creates_everything_once_and_then_changes_nothing() {
 }
 
 #[test]
-fn deploy_refuses_missing_parameters_before_changing_anything() {
+fn deploy_refuses_missing_parameters_and_aaaa_before_changing_anything() {
     require_loopback_only_netns();
     let dir = TestDir::new();
     let moto = Moto::start();
@@ -285,6 +285,20 @@ fn deploy_refuses_missing_parameters_before_changing_anything() {
         out.stderr.contains("the stack needs VpcId") && out.stderr.contains("--vpc"),
         "{}",
         out.stderr
+    );
+    // AAAA records cannot work (the bastion and the security groups are IPv4 only): asking for
+    // them is refused by name, before anything changes, not published to hang clients.
+    let aaaa = deploy(
+        &moto,
+        dir.path(),
+        &[&args[..], &["--param", "RecordTypes=A,AAAA"]].concat(),
+    );
+    assert!(!aaaa.status.success(), "{}", aaaa.stdout);
+    assert!(
+        aaaa.stderr
+            .contains("RecordTypes is not a parameter of ecs/stack.yaml"),
+        "{}",
+        aaaa.stderr
     );
     let state = deployed(&moto, "eu-west-1");
     assert_eq!(state["secrets"], serde_json::json!({}), "{state:#}");
