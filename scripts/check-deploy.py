@@ -115,7 +115,7 @@ OPTIONAL_KEY_PARAMS = {
     "EcrAccountId": "210987654321",
     "EcrRegion": "us-east-1",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:jumpbox-alarms",
-    "CpuArchitecture": "ARM64",
+    "RuntimePlatform": "ARM64",
 }
 
 # Which binary documents each container's variables; its image entrypoint is /<name>.
@@ -786,7 +786,7 @@ def check_alarms(variants: dict) -> Problems:
 
 def check_optional_parameters(cfn: Cfn) -> Problems:
     """KmsKeyArn gives both roles kms:Decrypt on it; EcrAccountId/EcrRegion name the pulled
-    repositories; CpuArchitecture reaches the task definition."""
+    repositories; RuntimePlatform reaches the task definition."""
     p = Problems()
     w = f"{rel(STACK)} (all optional parameters)"
     params = OPTIONAL_KEY_PARAMS
@@ -799,8 +799,8 @@ def check_optional_parameters(cfn: Cfn) -> Problems:
     if pulls != [want]:
         p.add(w, f"ExecutionRole pulls from {pulls}, expected {want}")
     arch = stack_task_definition(cfn).get("runtimePlatform", {}).get("cpuArchitecture")
-    if arch != params["CpuArchitecture"]:
-        p.add(w, f"CpuArchitecture={params['CpuArchitecture']} gives the task {arch}")
+    if arch != params["RuntimePlatform"]:
+        p.add(w, f"RuntimePlatform={params['RuntimePlatform']} gives the task {arch}")
     return p
 
 

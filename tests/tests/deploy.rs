@@ -161,7 +161,7 @@ fn deploy_creates_everything_once_and_then_changes_nothing() {
     dry.expect_success("deploy --dry-run");
     assert!(dry.stdout.contains("would create"), "{}", dry.stdout);
     assert!(
-        dry.stdout.contains("CpuArchitecture=X86_64"),
+        dry.stdout.contains("RuntimePlatform=X86_64"),
         "{}",
         dry.stdout
     );
@@ -173,7 +173,7 @@ fn deploy_creates_everything_once_and_then_changes_nothing() {
     );
     arm.expect_success("deploy --dry-run --platform linux/arm64");
     assert!(
-        arm.stdout.contains("CpuArchitecture=ARM64"),
+        arm.stdout.contains("RuntimePlatform=ARM64"),
         "{}",
         arm.stdout
     );
