@@ -69,6 +69,12 @@ fn region_args(region: &str, net: &Value) -> Vec<String> {
 /// A region with a VPC, subnets, the zone and both images already in its ECR.
 fn prepare_region(moto: &Moto, region: &str) -> Vec<String> {
     let net = moto.fixture(&["network", "--region", region]);
+    images_in_ecr(moto, region, TAG);
+    region_args(region, &net)
+}
+
+/// Both images with `tag` in `region`'s ECR, as its API shows them after a push.
+fn images_in_ecr(moto: &Moto, region: &str, tag: &str) {
     for image in ["jumpbox/bastion", "jumpbox/dns-sidecar"] {
         moto.fixture(&[
             "ecr-image",
@@ -77,10 +83,9 @@ fn prepare_region(moto: &Moto, region: &str) -> Vec<String> {
             "--name",
             image,
             "--value",
-            TAG,
+            tag,
         ]);
     }
-    region_args(region, &net)
 }
 
 fn deployed(moto: &Moto, region: &str) -> Value {
@@ -389,17 +394,7 @@ fn deploy_builds_pushes_and_creates_everything_in_one_command() {
     assert_connect_lines(&first.stdout, region, &public_key_of(&dir, host_key));
 
     // What ECR's API shows after a push; then nothing is left to do.
-    for image in ["jumpbox/bastion", "jumpbox/dns-sidecar"] {
-        moto.fixture(&[
-            "ecr-image",
-            "--region",
-            region,
-            "--name",
-            image,
-            "--value",
-            tag,
-        ]);
-    }
+    images_in_ecr(&moto, region, tag);
     let second = run();
     second.expect_success("second deploy");
     assert_eq!(
