@@ -91,13 +91,9 @@ pub fn stale<'a>(
             running.len()
         )));
     }
-    Ok(sets
-        .iter()
-        .filter(|s| {
-            s.set_identifier()
-                .and_then(|id| task_of(id, &prefix, &suffix))
-                .is_some_and(|task| task != own_task && !running.contains(task))
-        })
+    Ok(ours(sets, &prefix, &suffix)
+        .filter(|(_, task)| *task != own_task && !running.contains(*task))
+        .map(|(set, _)| set)
         .collect())
 }
 
@@ -168,15 +164,24 @@ pub fn published(
     running: &HashSet<String>,
 ) -> Result<usize> {
     let (prefix, suffix) = template.around_task_id(vars)?;
-    let tasks: HashSet<&str> = sets
-        .iter()
-        .filter_map(|s| {
-            s.set_identifier()
-                .and_then(|id| task_of(id, &prefix, &suffix))
-        })
+    let tasks: HashSet<&str> = ours(sets, &prefix, &suffix)
+        .map(|(_, task)| task)
         .filter(|task| running.contains(*task))
         .collect();
     Ok(tasks.len())
+}
+
+/// The record sets of this cluster (`prefix{task_id}suffix`), each with the task it names.
+fn ours<'a, 'p>(
+    sets: &'a [ResourceRecordSet],
+    prefix: &'p str,
+    suffix: &'p str,
+) -> impl Iterator<Item = (&'a ResourceRecordSet, &'a str)> + use<'a, 'p> {
+    sets.iter().filter_map(move |s| {
+        s.set_identifier()
+            .and_then(|id| task_of(id, prefix, suffix))
+            .map(|task| (s, task))
+    })
 }
 
 /// Where and as whom to prune: the name, its types, our template and task.

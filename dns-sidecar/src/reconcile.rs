@@ -5,8 +5,9 @@
 //! its own sidecar never ran its clean-up. A failed run is logged (once per distinct error) and
 //! retried in the next period; it never stops the sidecar.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
+
+use rand::RngExt;
 
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -28,15 +29,9 @@ pub fn jittered(interval: Duration, unit: f64) -> Duration {
     interval.mul_f64(factor)
 }
 
-/// A number uniform in [0, 1) from the standard library's per-process random hash keys (no
-/// extra dependency for one draw per period).
+/// A number uniform in [0, 1) (`rand`, which the Route 53 retries already use for theirs).
 fn random_unit() -> f64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(now);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    rand::rng().random::<f64>()
 }
 
 /// Everything one sidecar needs to reconcile its name, owned so it can run on its own task.

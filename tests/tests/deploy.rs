@@ -140,26 +140,37 @@ fn changes(stdout: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn deploy_creates_everything_once_and_then_changes_nothing() {
-    require_loopback_only_netns();
-    let dir = TestDir::new();
-    let moto = Moto::start();
+/// The test key as an authorized_keys file for `--authorized-keys`; its path.
+fn authorized_keys_file(dir: &TestDir) -> String {
     let keys = dir.join("authorized_keys");
     std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
-    let keys = keys.to_str().expect("utf-8 path").to_string();
-    let mut args = prepare_region(&moto, "eu-west-1");
-    let common = [
+    keys.to_str().expect("utf-8 path").to_string()
+}
+
+/// The options every deploy of these tests gives besides the region's network.
+fn site_args(tag: &str, keys: &str) -> Vec<String> {
+    [
         "--record-name",
         "jumpbox.{region}.example.com",
         "--allowed-cidrs",
         "203.0.113.0/24",
         "--image-tag",
-        TAG,
+        tag,
         "--authorized-keys",
-        &keys,
-    ];
-    args.extend(common.iter().map(|s| s.to_string()));
+        keys,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn deploy_creates_everything_once_and_then_changes_nothing() {
+    require_loopback_only_netns();
+    let dir = TestDir::new();
+    let moto = Moto::start();
+    let keys = authorized_keys_file(&dir);
+    let mut args = prepare_region(&moto, "eu-west-1");
+    args.extend(site_args(TAG, &keys));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let dry = deploy(&moto, dir.path(), &[&args[..], &["--dry-run"]].concat());
@@ -274,15 +285,14 @@ fn deploy_refuses_missing_parameters_and_aaaa_before_changing_anything() {
     require_loopback_only_netns();
     let dir = TestDir::new();
     let moto = Moto::start();
-    let keys = dir.join("authorized_keys");
-    std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
+    let keys = authorized_keys_file(&dir);
     let args = [
         "--region",
         "eu-west-1",
         "--image-tag",
         TAG,
         "--authorized-keys",
-        keys.to_str().expect("utf-8 path"),
+        &keys,
     ];
     let out = deploy(&moto, dir.path(), &args);
     assert!(!out.status.success(), "{}", out.stdout);
@@ -325,24 +335,10 @@ fn deploy_builds_pushes_and_creates_everything_in_one_command() {
     let moto = Moto::start();
     let region = "eu-west-1";
     let registry = EcrRegistry::start(&moto, region, &dir.join("registry"));
-    let keys = dir.join("authorized_keys");
-    std::fs::write(&keys, format!("{}\n", dir.key.public_line)).expect("authorized_keys");
     let net = moto.fixture(&["network", "--region", region]);
     let mut args = region_args(region, &net);
     let tag = "e2e-build";
-    args.extend(
-        [
-            "--record-name",
-            "jumpbox.{region}.example.com",
-            "--allowed-cidrs",
-            "203.0.113.0/24",
-            "--image-tag",
-            tag,
-            "--authorized-keys",
-            keys.to_str().expect("utf-8 path"),
-        ]
-        .map(String::from),
-    );
+    args.extend(site_args(tag, &authorized_keys_file(&dir)));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // buildah's login goes to this file, not the machine's /run/containers (it must exist).
     let auth_file = dir.join("registry-auth.json");
